@@ -1,0 +1,77 @@
+# lasl-backend: common tasks. `make help` lists them.
+# The backend venv (.venv) and Label Studio's own venv (.ls-venv) are kept apart: LS pins Django, pandas,
+# boto3 ... that must not leak into the backend.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+LS_VENV ?= .ls-venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip --disable-pip-version-check
+LASL    := $(VENV)/bin/lasl
+STAMP   := $(VENV)/.installed
+
+DATA ?= ../shared/data/ccks2019
+OUT  ?= runs/ccks2019-char
+SEED ?= 0
+HOST ?= 0.0.0.0
+PORT ?= 9090
+E2E  ?= 1
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-unit test-e2e train-eval serve demo ls-venv bench
+
+help:
+	@echo "setup       create $(VENV) and install requirements + the package (idempotent)"
+	@echo "test        unit tests, then the e2e suite against a real Label Studio (E2E=0 skips it)"
+	@echo "train-eval  train on $(DATA)/train.jsonl into $(OUT), evaluate on $(DATA)/test.jsonl"
+	@echo "serve       run the ML backend on $(HOST):$(PORT)"
+	@echo "demo        Label Studio + backend + a synthetic EMR project (Ctrl-C stops both)"
+	@echo "ls-venv     install label-studio 1.23.2 into $(LS_VENV) (~1 GB, ~90 s)"
+	@echo "bench       inference/training benchmarks"
+
+setup: $(STAMP)
+
+# The stamp is rebuilt only when a requirements file or pyproject.toml changes, so `make setup` is fast.
+# torch is pinned in requirements.txt (the CPU build on this disk); never let pip pick an unpinned torch.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -r requirements.txt -r requirements-dev.txt
+	$(PIP) install --no-deps -e .
+	@touch $@
+
+# pytest exits 5 when it collects nothing: say so and fail, never pass silently. $(1) is a -m marker expression.
+define run_pytest
+	@rc=0; $(PY) -m pytest -q -m '$(1)' $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests for -m '$(1)'" >&2; fi; \
+	exit $$rc
+endef
+
+test: test-unit
+ifneq ($(E2E),0)
+test: test-e2e
+endif
+
+test-unit: setup
+	$(call run_pytest,not e2e)
+
+# The e2e tests install Label Studio into $(LS_VENV) themselves on first use (lasl_backend.labelstudio_dev).
+test-e2e: setup test-unit
+	$(call run_pytest,e2e)
+
+train-eval: setup
+	$(LASL) train --train $(DATA)/train.jsonl --out $(OUT) --seed $(SEED)
+	$(LASL) evaluate --model $(OUT) --data $(DATA)/test.jsonl --json
+
+serve: setup
+	$(LASL) serve --host $(HOST) --port $(PORT)
+
+demo: setup
+	$(PY) -m lasl_backend.demo
+
+# Needs only the standard library, so it does not wait for `setup`.
+ls-venv:
+	$(PYTHON) -m lasl_backend.labelstudio_dev install $(LS_VENV)
+
+bench: setup
+	$(LASL) bench

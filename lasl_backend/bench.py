@@ -1,0 +1,190 @@
+"""``lasl bench``: speed and memory numbers on this machine, printed, never asserted.
+
+- scoring: the full active-learning scoring pass over the training records (encoder, then log Z,
+  best and worst path and marginals in float64), records/s, and the achieved GFLOP/s as a fraction of
+  a large fp32 matmul's GFLOP/s measured in the same run (the machine's roofline);
+- crf_kernel: the fused float64 kernel against the same outputs from pytorch-crf (its normaliser,
+  its decode for the best path, its decode on negated parameters for the worst path, and marginals as
+  the gradient of its normaliser), on the same emissions;
+- training: characters/s of a training step (forward, CRF loss, backward, Adam);
+- peak_rss_mb: the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchcrf import CRF
+
+from .batching import collate, length_batches, make_chunks
+from .data import Record, read_jsonl
+from .model import NerModel
+
+LABELS6 = ["疾病和诊断", "影像检查", "实验室检验", "手术", "药物", "解剖部位"]
+
+
+def _log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+    """fp32 GEMM throughput: the roofline the scoring pass is compared with."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def bilstm_flops_per_char(model: NerModel) -> float:
+    """Multiply-adds ×2 of the encoder and emission layer per character (the LSTM dominates)."""
+    enc = model.student.encoder
+    spec = enc.spec
+    if spec["kind"] != "char":
+        return float("nan")
+    e, h = spec["emb_dim"], spec["hidden"]
+    lstm = 2 * 2 * 4 * h * (e + h)  # two directions, 4 gates, input + recurrent
+    emit = 2 * 2 * h * model.scheme.num_tags
+    return float(lstm + emit)
+
+
+def load_records(data_dir: Path | None, n: int) -> tuple[list[Record], str]:
+    if data_dir is not None and (data_dir / "train.jsonl").is_file():
+        return read_jsonl(data_dir / "train.jsonl")[:n], str(data_dir / "train.jsonl")
+    from .synthetic import make_records
+
+    return make_records(n, seed=0, mean_chars=418), "generated (synthetic.make_records, CCKS-like lengths)"
+
+
+def bench_scoring(model: NerModel, texts: list[str], reps: int) -> dict[str, Any]:
+    model.predict(texts[:32])  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        model.predict(texts)
+        best = min(best, time.perf_counter() - t)
+    n_chars = sum(len(t) for t in texts)
+    return {"records": len(texts), "chars": n_chars, "seconds": best, "records_per_s": len(texts) / best, "chars_per_s": n_chars / best}
+
+
+def bench_crf_kernel(model: NerModel, texts: list[str], reps: int) -> dict[str, Any]:
+    from . import crf as crfmod
+
+    tagger = model.served
+    chunks = make_chunks(texts, model.encode, model.max_len)
+    batches = [collate([chunks[i] for i in b]) for b in length_batches(chunks, max_batch=64, max_chars=12800)]
+    with torch.no_grad():
+        inputs = [(tagger(ids, mask)[0].double(), mask) for ids, mask, _ in batches]
+    K = model.scheme.num_tags
+    ref = CRF(K, batch_first=True).double()
+    neg = CRF(K, batch_first=True).double()
+    with torch.no_grad():
+        for name in ("start_transitions", "end_transitions", "transitions"):
+            getattr(ref, name).copy_(getattr(tagger.crf, name))
+            getattr(neg, name).copy_(-getattr(tagger.crf, name))
+    params = (ref.start_transitions, ref.end_transitions, ref.transitions)
+
+    def ours() -> None:
+        for em, mask in inputs:
+            crfmod.crf_bounds(em, mask, *params, with_marginals=True)
+
+    def theirs() -> None:
+        for em, mask in inputs:
+            e = em.detach().requires_grad_(True)
+            log_z = ref._compute_normalizer(e.transpose(0, 1), mask.transpose(0, 1))
+            (marg,) = torch.autograd.grad(log_z.sum(), e)  # marginals = d log Z / d emissions
+            with torch.no_grad():
+                ref.decode(em, mask=mask)
+                neg.decode(-em, mask=mask)
+
+    def timeit(fn) -> float:
+        fn()
+        return min(_time(fn) for _ in range(reps))
+
+    # the two agree (checked here as well as in the tests)
+    em, mask = inputs[0]
+    r = crfmod.crf_bounds(em, mask, *params)
+    with torch.no_grad():
+        lz = ref._compute_normalizer(em.transpose(0, 1), mask.transpose(0, 1))
+    assert torch.allclose(r.log_z, lz, atol=1e-8), "kernel and pytorch-crf disagree on log Z"
+    t_ours, t_ref = timeit(ours), timeit(theirs)
+    return {"chunks": len(chunks), "ours_s": t_ours, "pytorch_crf_s": t_ref, "speedup_vs_pytorch_crf": t_ref / t_ours}
+
+
+def _time(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bench_training(records: list[Record], steps: int) -> dict[str, Any]:
+    from .spans import LabelScheme
+
+    model = NerModel.create(LABELS6, texts=[r.text for r in records])
+    scheme: LabelScheme = model.scheme
+    chunks = make_chunks([r.text for r in records], model.encode, 200, [[e for e in r.entities if e.label in LABELS6] for r in records], scheme)
+    batches = length_batches(chunks, max_batch=16, rng=np.random.default_rng(0))
+    tagger = model.student
+    tagger.train()
+    opt = torch.optim.Adam(tagger.parameters(), lr=2e-3)
+    chars = 0
+    t = time.perf_counter()
+    for i in range(steps):
+        ids, mask, tags = collate([chunks[j] for j in batches[i % len(batches)]])
+        em, _ = tagger(ids, mask)
+        loss = tagger.nll(em, tags, mask).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        chars += int(mask.sum())
+    dt = time.perf_counter() - t
+    return {"steps": steps, "batch": 16, "chars": chars, "seconds": dt, "chars_per_s": chars / dt, "step_ms": 1000 * dt / steps}
+
+
+def run_bench(data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    n = 100 if quick else 1000
+    reps = 1 if quick else 3
+    records, source = load_records(data_dir, n)
+    texts = [r.text for r in records]
+    _log(f"{len(records)} records from {source}; {threads} threads")
+    _log("roofline: fp32 matmul")
+    gflops = matmul_gflops(1024 if quick else 2048)
+    model = NerModel.create(LABELS6, texts=texts)  # untrained weights cost the same to run
+    _log("scoring pass (encoder + float64 log Z, best/worst path, marginals)")
+    scoring = bench_scoring(model, texts, reps)
+    flops = bilstm_flops_per_char(model) * scoring["chars"]
+    scoring["achieved_gflops"] = flops / scoring["seconds"] / 1e9
+    scoring["roofline_gflops"] = gflops
+    scoring["roofline_fraction"] = scoring["achieved_gflops"] / gflops
+    scoring["roofline_records_per_s"] = gflops * 1e9 / (bilstm_flops_per_char(model) * scoring["chars"] / len(texts))
+    _log(f"  {scoring['records_per_s']:.1f} records/s, {scoring['roofline_fraction']:.0%} of the matmul roofline")
+    _log("CRF kernel vs pytorch-crf")
+    kernel = bench_crf_kernel(model, texts[: (100 if quick else 1000)], reps)
+    _log(f"  speed-up {kernel['speedup_vs_pytorch_crf']:.1f}x")
+    _log("training steps")
+    training = bench_training(records, 10 if quick else 60)
+    _log(f"  {training['chars_per_s']:.0f} chars/s")
+    report: dict[str, Any] = {
+        "data": source,
+        "threads": threads,
+        "torch": torch.__version__,
+        "scoring": scoring,
+        "crf_kernel": kernel,
+        "training": training,
+    }
+    if server:
+        from .bench_server import run_server_bench
+
+        report["server"] = run_server_bench(records, quick=quick)
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return report

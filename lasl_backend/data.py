@@ -1,0 +1,106 @@
+"""JSONL records: ``{"id", "text", "entities": [{"start", "end", "label"}]}``.
+
+Offsets are Python ``str`` indices (code points), ``end`` exclusive: the same convention Label Studio
+1.23 uses, so no conversion happens anywhere between a file, the model and Label Studio.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+
+class DataError(ValueError):
+    """A record or file that cannot be used, with the place it came from in the message."""
+
+
+@dataclass(frozen=True, order=True)
+class Entity:
+    start: int
+    end: int
+    label: str
+
+
+@dataclass
+class Record:
+    id: str
+    text: str
+    entities: list[Entity] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "entities": [
+                {"start": e.start, "end": e.end, "label": e.label, "text": self.text[e.start : e.end]}
+                for e in self.entities
+            ],
+        }
+
+
+def validate_entities(text: str, entities: Iterable[Entity], where: str = "record") -> list[Entity]:
+    """Sort entities and reject empty, out-of-range or overlapping spans (BIO cannot hold them)."""
+    ents = sorted(entities)
+    prev_end = 0
+    for e in ents:
+        if not (0 <= e.start < e.end <= len(text)):
+            raise DataError(f"{where}: entity {e} is outside the text (length {len(text)}) or empty")
+        if e.start < prev_end:
+            raise DataError(f"{where}: entity {e} overlaps the previous one")
+        if not e.label or not isinstance(e.label, str):
+            raise DataError(f"{where}: entity {e} has no label")
+        prev_end = e.end
+    return ents
+
+
+def record_from_json(obj: object, where: str = "record") -> Record:
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    text = obj.get("text")
+    if not isinstance(text, str):
+        raise DataError(f"{where}: 'text' must be a string")
+    raw = obj.get("entities", [])
+    if not isinstance(raw, list):
+        raise DataError(f"{where}: 'entities' must be a list")
+    ents = []
+    for i, e in enumerate(raw):
+        try:
+            ents.append(Entity(int(e["start"]), int(e["end"]), str(e["label"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{where}: entity {i} needs integer 'start', 'end' and a 'label' ({exc})") from None
+    rid = obj.get("id", where)
+    return Record(id=str(rid), text=text, entities=validate_entities(text, ents, where))
+
+
+def read_jsonl(path: str | Path) -> list[Record]:
+    """Read a JSONL file; every problem names the file and line."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    records: list[Record] = []
+    with p.open(encoding="utf-8-sig") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{p}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+            records.append(record_from_json(obj, where))
+    if not records:
+        raise DataError(f"{p}: no records")
+    return records
+
+
+def write_jsonl(records: Iterable[Record], path: str | Path) -> None:
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+
+
+def labels_of(records: Iterable[Record]) -> list[str]:
+    """The label set found in the data, sorted so that it is stable across runs."""
+    return sorted({e.label for r in records for e in r.entities})

@@ -1,0 +1,206 @@
+"""Loss prediction: the LASL loss prediction net (LPN), the Yoo & Kweon learning-loss module, and
+the pairwise ranking loss that trains both (METHOD.md Eq. 5).
+
+Shapes: ``B`` records, ``T`` time steps (characters), ``D`` feature size. Masks are *prefix* masks:
+``mask[b, :len_b]`` is True and the rest False, as produced by right-padding a batch.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .crf import reverse_within_length
+
+__all__ = [
+    "ranking_loss",
+    "reverse_padded",
+    "masked_mean",
+    "masked_max",
+    "LossPredictionNet",
+    "LearningLossNet",
+    "make_lpn_optimizer",
+]
+
+
+def ranking_loss(pred: Tensor, target: Tensor, margin: float = 1.0, reduction: str = "mean") -> Tensor:
+    """Pairwise ranking loss of METHOD.md Eq. 5 (paper §3.2.2).
+
+    Pairs are ``(i, i+1)`` for ``i < B-1`` and ``(B-1, 0)`` closing the ring, so every batch size,
+    odd ones included, gives ``B`` pairs (Yoo & Kweon split the batch in halves and need an even B).
+    Each pair costs ``max(0, -E * (pred_i - pred_j) + margin)`` with ``E = +1`` if ``target_i > target_j``
+    else ``-1``. A tie counts as ``-1``, as Eq. 5 is written (and as in Yoo & Kweon's code): it asks for
+    ``pred_j >= pred_i + margin``, so tied targets always leave some cost (e.g. ``2 * margin`` summed over
+    the two pairs of a B = 2 batch).
+    Only the ranking matters, which is why the true loss's changing scale does not (the paper's reason
+    for not using MSE).
+
+    ``target`` is detached: the true task loss is a label here, its gradient belongs to the tagger.
+    ``reduction``: "mean" (sum over the B pairs / B), "sum" or "none" (the [B] pair costs).
+    For ``B == 1`` there is no pair; the result is a zero that still carries a graph to ``pred``
+    so that ``backward()`` works in a training loop with a last batch of one.
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    pred = pred.reshape(-1)
+    target = target.detach().reshape(-1).to(pred.dtype)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same number of items: {pred.shape} vs {target.shape}")
+    b = pred.shape[0]
+    if b <= 1:
+        zero = pred.sum() * 0.0
+        return zero.reshape(1).expand(b) if reduction == "none" else zero
+    nxt = torch.roll(torch.arange(b, device=pred.device), shifts=-1)  # j = i + 1, and 0 for the last
+    sign = torch.where(target > target[nxt], 1.0, -1.0).to(pred.dtype)
+    cost = torch.clamp(-sign * (pred - pred[nxt]) + margin, min=0.0)
+    if reduction == "none":
+        return cost
+    if reduction == "sum":
+        return cost.sum()
+    return cost.sum() / b
+
+
+def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse each sequence of ``x`` [B, T, ...] within its own length; padding stays in place.
+
+    Running a forward LSTM over ``reverse_padded(x)`` and reversing its output back is a backward LSTM
+    that never reads padding, which is what ``pack_padded_sequence`` gives, at about a third of the CPU
+    cost (METHOD.md, "CPU pitfall"). Its own inverse. Delegates to the encoder's helper
+    (``crf.reverse_within_length``) so that the tagger and the LPN reverse the same way.
+    """
+    return reverse_within_length(x, lengths.to(device=x.device, dtype=torch.long))
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``x`` [B, T, D] over the valid steps of ``mask`` [B, T]; an empty record gives zeros."""
+    m = mask.to(x.dtype).unsqueeze(-1)
+    return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def masked_max(x: Tensor, mask: Tensor) -> Tensor:
+    """Max of ``x`` [B, T, D] over the valid steps of ``mask`` [B, T]; an empty record gives zeros."""
+    filled = x.masked_fill(~mask.bool().unsqueeze(-1), float("-inf"))
+    out = filled.max(1).values
+    return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
+
+
+class _BiLSTMLayer(nn.Module):
+    """One Bi-LSTM layer built from two one-way LSTMs (the backward one reads reversed sequences)."""
+
+    def __init__(self, input_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fwd = nn.LSTM(input_dim, hidden, batch_first=True)
+        self.bwd = nn.LSTM(input_dim, hidden, batch_first=True)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        h_f, _ = self.fwd(x)
+        h_b, _ = self.bwd(reverse_padded(x, lengths))
+        return torch.cat([h_f, reverse_padded(h_b, lengths)], dim=-1)
+
+
+_POOLINGS = ("mean", "max", "meanmax")
+
+
+class LossPredictionNet(nn.Module):
+    """LASL's loss prediction net (paper §3.2.2, "serial encoder" of §5.3).
+
+    features h(x) [B, T, D] (the tagger's Bi-LSTM output) → 2-layer Bi-LSTM (``hidden`` per direction,
+    dropout between and after layers) → masked pooling over time → concat [log1p L_min, log1p L_max]
+    → dropout → one FC layer → L_p [B].
+
+    Choices (the paper gives none):
+    - ``pooling``: "mean" (default; masked mean over valid characters), "max", or "meanmax"
+      (concatenation of both). Mean pooling keeps the output independent of padding and of chunk length
+      ordering; max is offered because a single badly-predicted entity may dominate a record's loss.
+    - The bounds enter as ``log1p(clamp(b, min=0))``. L_min and L_max (Eq. 4) are non-negative sums over
+      a whole sequence and reach thousands of nats on long records (METHOD.md gap 3); raw values would
+      swamp the pooled features (which lie in [-1, 1]) and make the SGD steps of Table 2 diverge. log1p
+      is monotone, so the bounds' order is kept. They are detached: the LPN learns to use them, it does
+      not push the CRF to change them.
+    - Whether ranking-loss gradients reach the tagger's encoder (gap 5) is decided by the caller:
+      pass ``features.detach()`` to stop them.
+    """
+
+    def __init__(
+        self,
+        feature_dim: int = 400,
+        hidden: int = 200,
+        dropout: float = 0.2,
+        use_bounds: bool = True,
+        num_layers: int = 2,
+        pooling: str = "mean",
+    ) -> None:
+        super().__init__()
+        if pooling not in _POOLINGS:
+            raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
+        if num_layers < 1:
+            raise ValueError("num_layers must be >= 1")
+        self.feature_dim = feature_dim
+        self.hidden = hidden
+        self.use_bounds = use_bounds
+        self.pooling = pooling
+        dims = [feature_dim] + [2 * hidden] * num_layers
+        self.layers = nn.ModuleList(_BiLSTMLayer(dims[i], hidden) for i in range(num_layers))
+        self.dropout = nn.Dropout(dropout)
+        pooled = 2 * hidden * (2 if pooling == "meanmax" else 1)
+        self.fc = nn.Linear(pooled + (2 if use_bounds else 0), 1)
+
+    def forward(self, features: Tensor, mask: Tensor, bounds: Tensor | None = None) -> Tensor:
+        """``features`` [B, T, D], ``mask`` [B, T] bool prefix mask, ``bounds`` [B, 2] = (L_min, L_max)
+        (required when ``use_bounds``). Returns the predicted loss L_p [B]: a ranking score, its scale
+        is arbitrary (only Eq. 5's order is trained)."""
+        if features.dim() != 3 or features.shape[-1] != self.feature_dim:
+            raise ValueError(f"features must be [B, T, {self.feature_dim}], got {tuple(features.shape)}")
+        mask = mask.bool()
+        lengths = mask.sum(1)
+        h = features
+        for layer in self.layers:
+            h = self.dropout(layer(h, lengths))
+        if self.pooling == "mean":
+            pooled = masked_mean(h, mask)
+        elif self.pooling == "max":
+            pooled = masked_max(h, mask)
+        else:
+            pooled = torch.cat([masked_mean(h, mask), masked_max(h, mask)], dim=-1)
+        if self.use_bounds:
+            if bounds is None:
+                raise ValueError("this LossPredictionNet uses [L_min, L_max]; pass bounds [B, 2]")
+            if bounds.shape != (features.shape[0], 2):
+                raise ValueError(f"bounds must be [B, 2], got {tuple(bounds.shape)}")
+            b = torch.log1p(bounds.detach().to(pooled.dtype).clamp(min=0.0))
+            pooled = torch.cat([pooled, b], dim=-1)
+        return self.fc(pooled).squeeze(-1)
+
+
+class LearningLossNet(nn.Module):
+    """The loss prediction module of Yoo & Kweon (CVPR 2019), adapted to sequences: the paper's
+    "loss sampling" baseline (§4.2), with no [L_min, L_max] inputs.
+
+    For each feature map i ([B, T, D_i], e.g. the embeddings and the Bi-LSTM output), a masked global
+    average pool over time (their GAP over space) → FC(``hidden``) + ReLU; the results are concatenated
+    → FC → scalar [B]. Trained with :func:`ranking_loss`.
+    """
+
+    def __init__(self, feature_dims: Sequence[int], hidden: int = 128) -> None:
+        super().__init__()
+        if len(feature_dims) == 0:
+            raise ValueError("LearningLossNet needs at least one feature map")
+        self.feature_dims = list(feature_dims)
+        self.branches = nn.ModuleList(nn.Linear(d, hidden) for d in self.feature_dims)
+        self.fc = nn.Linear(hidden * len(self.feature_dims), 1)
+
+    def forward(self, features_list: Sequence[Tensor], mask: Tensor) -> Tensor:
+        """``features_list``: one [B, T, D_i] tensor per map, in the order of ``feature_dims``;
+        ``mask`` [B, T] bool prefix mask shared by all maps. Returns the predicted loss [B]."""
+        if len(features_list) != len(self.branches):
+            raise ValueError(f"expected {len(self.branches)} feature maps, got {len(features_list)}")
+        mask = mask.bool()
+        parts = [torch.relu(fc(masked_mean(f, mask))) for fc, f in zip(self.branches, features_list)]
+        return self.fc(torch.cat(parts, dim=-1)).squeeze(-1)
+
+
+def make_lpn_optimizer(params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
+    """SGD with the LPN's settings from the paper's Table 2 (lr 0.01, momentum 0.9, weight decay 5e-4)."""
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)

@@ -1,0 +1,288 @@
+"""The text-level NER model: what the CLI, the simulator and the Label Studio backend hold.
+
+``NerModel`` bundles the label scheme, the character → id mapping, the student tagger, the Mean-Teacher
+tagger (optional), and a loss-prediction net (optional). ``predict`` takes whole records, chunks them,
+batches chunks by length, and returns per-record entities with confidences plus the record's
+active-learning quantities, aggregated over its chunks by sum (a record's loss is the sum of its
+chunks' losses; METHOD.md gap 4).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .batching import collate, length_batches, make_chunks
+from .checkpoint import CheckpointError, atomic_directory, read_checkpoint, write_checkpoint
+from .encoders import CharBiLSTMEncoder, TransformerVocab, load_transformer
+from .lossnet import LearningLossNet, LossPredictionNet
+from .spans import LabelScheme, tags_to_entities
+from .tagger import Tagger
+from .vocab import CharVocab
+
+FORMAT_VERSION = 1
+LOSSNET_KINDS = ("lpn", "learning_loss")
+
+
+@dataclass
+class SpanPrediction:
+    start: int
+    end: int
+    label: str
+    text: str
+    score: float  # mean marginal probability of the predicted tags over the span
+
+
+@dataclass
+class RecordScore:
+    entities: list[SpanPrediction]
+    l_min: float
+    l_max: float
+    p_max: float
+    l_pred: float | None
+    n_chars: int
+    marginals: np.ndarray | None = field(default=None, repr=False)  # [n_chars, K], only when asked
+
+
+def build_lossnet(kind: str | None, tagger: Tagger) -> nn.Module | None:
+    if kind is None:
+        return None
+    if kind == "lpn":
+        return LossPredictionNet(feature_dim=tagger.encoder.out_dim)
+    if kind == "learning_loss":
+        return LearningLossNet(tagger.encoder.layer_dims)
+    raise ValueError(f"unknown loss net {kind!r}; choose one of {LOSSNET_KINDS}")
+
+
+class NerModel:
+    def __init__(
+        self,
+        scheme: LabelScheme,
+        vocab: CharVocab | TransformerVocab,
+        student: Tagger,
+        teacher: Tagger | None = None,
+        lossnet: nn.Module | None = None,
+        lossnet_kind: str | None = None,
+        serve: str = "student",
+        max_len: int = 200,
+        meta: dict[str, Any] | None = None,
+        tokenizer: Any = None,
+    ) -> None:
+        self.scheme = scheme
+        self.vocab = vocab
+        self.student = student
+        self.teacher = teacher
+        self.lossnet = lossnet
+        self.lossnet_kind = lossnet_kind
+        self.serve = serve
+        self.max_len = max_len
+        self.meta = dict(meta or {})
+        self.tokenizer = tokenizer
+        for m in self.modules():
+            m.eval()
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        labels: Sequence[str],
+        texts: Iterable[str] = (),
+        encoder: str = "char",
+        max_len: int = 200,
+        lossnet_kind: str | None = None,
+        seed: int = 0,
+        emb_dim: int = 128,
+        hidden: int = 200,
+        dropout: float = 0.2,
+    ) -> "NerModel":
+        """A fresh model. ``encoder`` is ``"char"`` (embeddings trained from scratch, vocabulary from
+        ``texts``) or a local directory / hub id of a pretrained BERT-like model."""
+        torch.manual_seed(seed)
+        scheme = LabelScheme.from_labels(labels)
+        tokenizer = None
+        if encoder == "char":
+            vocab: CharVocab | TransformerVocab = CharVocab.build(texts)
+            enc: nn.Module = CharBiLSTMEncoder(len(vocab), emb_dim=emb_dim, hidden=hidden, dropout=dropout)
+        else:
+            enc, tokenizer = load_transformer(encoder, hidden=hidden, dropout=dropout)
+            vocab = enc.tvocab
+        student = Tagger(enc, scheme.num_tags)
+        lossnet = build_lossnet(lossnet_kind, student)
+        return cls(scheme, vocab, student, None, lossnet, lossnet_kind, "student", max_len, tokenizer=tokenizer)
+
+    def clone(self) -> "NerModel":
+        """A deep copy to fine-tune, leaving this (serving) model untouched."""
+        tok, self.tokenizer = self.tokenizer, None
+        try:
+            other = copy.deepcopy(self)
+        finally:
+            self.tokenizer = tok
+        other.tokenizer = tok
+        return other
+
+    def extend_vocab(self, texts: Iterable[str]) -> int:
+        """Give characters first seen in ``texts`` their own embedding rows (char encoder only)."""
+        if not isinstance(self.vocab, CharVocab):
+            return 0
+        new = sorted({c for t in texts for c in t} - set(self.vocab.stoi))
+        if not new:
+            return 0
+        self.vocab = CharVocab(self.vocab.to_list() + new)
+        for tagger in (self.student, self.teacher):
+            if tagger is not None:
+                tagger.encoder.grow_vocab(len(self.vocab))
+        if self.teacher is not None:  # the teacher's new rows start equal to the student's
+            with torch.no_grad():
+                self.teacher.encoder.embedding.weight[-len(new):] = self.student.encoder.embedding.weight[-len(new):]
+        return len(new)
+
+    # ---- properties ----------------------------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        return list(self.scheme.labels)
+
+    @property
+    def served(self) -> Tagger:
+        return self.teacher if (self.serve == "teacher" and self.teacher is not None) else self.student
+
+    def modules(self) -> list[nn.Module]:
+        return [m for m in (self.student, self.teacher, self.lossnet) if m is not None]
+
+    def encode(self, text: str) -> list[int]:
+        return self.vocab.encode(text)
+
+    # ---- inference -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(
+        self,
+        texts: Sequence[str],
+        batch_chars: int = 12800,
+        max_batch: int = 64,
+        return_marginals: bool = False,
+        tagger: Tagger | None = None,
+    ) -> list[RecordScore]:
+        """Entities with confidences and L_min/L_max/P(y_max)/L_pred per text. Read-only on the model,
+        so concurrent calls are safe; never call it on a model that is being trained."""
+        tagger = tagger or self.served
+        n = len(texts)
+        chunks = make_chunks(texts, self.encode, self.max_len)
+        l_min = np.zeros(n)
+        l_max = np.zeros(n)
+        l_pred = np.zeros(n)
+        ents: list[list[SpanPrediction]] = [[] for _ in range(n)]
+        margs: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(n)]
+        for batch in length_batches(chunks, max_batch=max_batch, max_chars=batch_chars):
+            cs = [chunks[i] for i in batch]
+            ids, mask, _ = collate(cs)
+            em, layers = tagger(ids, mask)
+            b = tagger.bounds(em, mask, with_marginals=True)
+            assert b.marginals is not None
+            path_p = b.marginals.gather(2, b.best_path.unsqueeze(2)).squeeze(2).numpy()
+            lmin, lmax = b.l_min.numpy(), b.l_max.numpy()
+            lp = self._lossnet_scores(layers, mask, b) if self.lossnet is not None else None
+            paths = b.best_path.numpy()
+            for j, c in enumerate(cs):
+                r, k = c.record, len(c.ids)
+                l_min[r] += lmin[j]
+                l_max[r] += lmax[j]
+                if lp is not None:
+                    l_pred[r] += lp[j]
+                text = texts[r]
+                for e in tags_to_entities(paths[j, :k], self.scheme, offset=c.start):
+                    conf = float(path_p[j, e.start - c.start : e.end - c.start].mean())
+                    ents[r].append(SpanPrediction(e.start, e.end, e.label, text[e.start : e.end], conf))
+                if return_marginals:
+                    margs[r].append((c.start, b.marginals[j, :k].numpy().astype(np.float32)))
+        out = []
+        for r in range(n):
+            m = None
+            if return_marginals:
+                parts = [a for _, a in sorted(margs[r], key=lambda t: t[0])]
+                m = np.concatenate(parts) if parts else np.zeros((0, self.scheme.num_tags), np.float32)
+            out.append(
+                RecordScore(
+                    entities=sorted(ents[r], key=lambda s: s.start),
+                    l_min=float(l_min[r]),
+                    l_max=float(l_max[r]),
+                    p_max=math.exp(-float(l_min[r])),
+                    l_pred=float(l_pred[r]) if self.lossnet is not None else None,
+                    n_chars=len(texts[r]),
+                    marginals=m,
+                )
+            )
+        return out
+
+    def _lossnet_scores(self, layers: list[torch.Tensor], mask: torch.Tensor, b: Any) -> np.ndarray:
+        if self.lossnet_kind == "lpn":
+            bounds = torch.stack([b.l_min, b.l_max], dim=1).float()
+            return self.lossnet(layers[-1], mask, bounds).double().numpy()  # type: ignore[misc]
+        return self.lossnet(layers, mask).double().numpy()  # type: ignore[misc]
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        enc = self.student.encoder
+        return {
+            "format": FORMAT_VERSION,
+            "labels": self.labels,
+            "max_len": self.max_len,
+            "encoder": enc.spec,
+            "vocab": self.vocab.to_list() if isinstance(self.vocab, CharVocab) else None,
+            "serve": self.serve,
+            "lossnet_kind": self.lossnet_kind,
+            "has_teacher": self.teacher is not None,
+            "meta": self.meta,
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """Atomically write the checkpoint directory (see ``checkpoint.atomic_directory``)."""
+        weights = {
+            "student": self.student.state_dict(),
+            "teacher": self.teacher.state_dict() if self.teacher is not None else {},
+            "lossnet": self.lossnet.state_dict() if self.lossnet is not None else {},
+        }
+        with atomic_directory(directory) as tmp:
+            if self.tokenizer is not None:
+                enc_dir = tmp / "encoder"
+                self.tokenizer.save_pretrained(str(enc_dir))
+                self.student.encoder.model.config.save_pretrained(str(enc_dir))
+            write_checkpoint(tmp, self.config(), weights)
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "cpu") -> "NerModel":
+        d = Path(directory)
+        config, weights = read_checkpoint(d, map_location=device)
+        if config.get("format") != FORMAT_VERSION:
+            raise CheckpointError(f"{d}: checkpoint format {config.get('format')} is not {FORMAT_VERSION}")
+        scheme = LabelScheme.from_labels(config["labels"])
+        spec = config["encoder"]
+        tokenizer = None
+
+        def make_tagger() -> Tagger:
+            nonlocal tokenizer
+            if spec["kind"] == "char":
+                enc: nn.Module = CharBiLSTMEncoder(len(config["vocab"]) + 2, spec["emb_dim"], spec["hidden"], spec["dropout"])
+            else:
+                enc, tokenizer = load_transformer(spec["source"], spec["hidden"], spec["dropout"], from_saved=d / "encoder")
+            return Tagger(enc, scheme.num_tags)
+
+        try:
+            student = make_tagger()
+            student.load_state_dict(weights["student"])
+            teacher = None
+            if config["has_teacher"]:
+                teacher = make_tagger()
+                teacher.load_state_dict(weights["teacher"])
+            lossnet = build_lossnet(config["lossnet_kind"], student)
+            if lossnet is not None:
+                lossnet.load_state_dict(weights["lossnet"])
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"{d}: weights do not fit the config: {exc}") from None
+        vocab: CharVocab | TransformerVocab = CharVocab(config["vocab"]) if spec["kind"] == "char" else student.encoder.tvocab
+        return cls(scheme, vocab, student, teacher, lossnet, config["lossnet_kind"], config["serve"], config["max_len"], config.get("meta"), tokenizer)

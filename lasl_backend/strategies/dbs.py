@@ -1,0 +1,164 @@
+"""Dynamic balance strategy (paper §3.2.3, METHOD.md Eq. 6-7), computed in log space.
+
+rank(x_i) = Λ_t · softmax(L_min)_i + (1 − Λ_t) · softmax(L_p)_i, softmax over the unlabeled pool.
+
+Gap 3: L_min and L_p are sums over whole records, and the softmax of raw values over a big pool
+saturates to one-hot (exp overflows/underflows). We therefore keep everything in logs:
+log rank_i = logaddexp(log Λ + L_min_i − LSE(L_min), log(1 − Λ) + L_p_i − LSE(L_p)), which is finite
+for any finite inputs and ranks exactly like Eq. 6. The two log-sum-exp denominators and Λ are frozen
+from the pool in a :class:`DBSNormalizer`, so a record scored later (one /predict call) gets the value
+it would have had inside that pool.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+
+from .base import MissingScoreError, PoolScores, PoolTooSmallError, QueryError, QueryStrategy
+from .schedules import Schedule, get_schedule
+
+__all__ = ["DBSNormalizer", "DynamicBalanceSampling", "logsumexp"]
+
+
+def logsumexp(x: np.ndarray) -> float:
+    """log Σ exp(x), stable for large |x| (the max is factored out)."""
+    x = np.asarray(x, dtype=np.float64)
+    m = float(np.max(x))
+    return m + math.log(float(np.sum(np.exp(x - m))))
+
+
+def _inputs(values: np.ndarray, n_chars: np.ndarray | None, normalize_length: bool, what: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(values)):
+        raise QueryError(f"{what} has non-finite values")
+    if not normalize_length:
+        return values
+    if n_chars is None:
+        raise MissingScoreError("a length-normalised DBS needs 'n_chars'")
+    n = np.asarray(n_chars, dtype=np.float64).reshape(-1)
+    if n.shape != values.shape:
+        raise ValueError(f"n_chars has {n.shape[0]} entries, {what} has {values.shape[0]}")
+    return values / np.maximum(n, 1.0)
+
+
+@dataclass
+class DBSNormalizer:
+    """Λ_t and the pool's softmax denominators, frozen so that Eq. 6 can score records one at a time.
+
+    ``lse_min`` = LSE over the pool of L_min (or L_min / n_chars when ``normalize_length``),
+    ``lse_pred`` the same for L_p. Saved as JSON next to each model version (``to_dict``/``from_dict``).
+    """
+
+    lambda_t: float
+    lse_min: float
+    lse_pred: float
+    normalize_length: bool = False
+
+    def __post_init__(self) -> None:
+        self.lambda_t = float(self.lambda_t)
+        self.lse_min = float(self.lse_min)
+        self.lse_pred = float(self.lse_pred)
+        self.normalize_length = bool(self.normalize_length)
+        if not 0.0 <= self.lambda_t <= 1.0:
+            raise ValueError(f"lambda_t must be in [0, 1], got {self.lambda_t}")
+        if not (math.isfinite(self.lse_min) and math.isfinite(self.lse_pred)):
+            raise ValueError("lse_min and lse_pred must be finite")
+
+    @classmethod
+    def from_pool(
+        cls,
+        pool: PoolScores,
+        schedule: Union[str, float, Schedule] = "pool_confidence",
+        normalize_length: bool = False,
+    ) -> "DBSNormalizer":
+        """Λ_t = ``schedule(pool)`` (Eq. 7 by default) and the pool's LSE of L_min and of L_p."""
+        if pool.n == 0:
+            raise PoolTooSmallError("cannot build a DBS normalizer from an empty pool")
+        l_min = pool.require("l_min", "dbs")
+        l_pred = pool.require("l_pred", "dbs")
+        n = pool.require("n_chars", "dbs(normalize_length)") if normalize_length else None
+        lam = float(get_schedule(schedule)(pool))
+        return cls(
+            lambda_t=lam,
+            lse_min=logsumexp(_inputs(l_min, n, normalize_length, "l_min")),
+            lse_pred=logsumexp(_inputs(l_pred, n, normalize_length, "l_pred")),
+            normalize_length=normalize_length,
+        )
+
+    def log_rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None = None) -> np.ndarray:
+        """log of Eq. 6's rank for each record, with the frozen pool denominators."""
+        a = _inputs(l_min, n_chars, self.normalize_length, "l_min") - self.lse_min  # log softmax(L_min)_i
+        b = _inputs(l_pred, n_chars, self.normalize_length, "l_pred") - self.lse_pred  # log softmax(L_p)_i
+        if a.shape != b.shape:
+            raise ValueError(f"l_min has {a.shape[0]} entries, l_pred has {b.shape[0]}")
+        lam = self.lambda_t
+        if lam >= 1.0:
+            return a
+        if lam <= 0.0:
+            return b
+        return np.logaddexp(math.log(lam) + a, math.log1p(-lam) + b)
+
+    def rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None = None) -> np.ndarray:
+        """Eq. 6's rank itself (may underflow to 0 on saturating pools; rank by :meth:`log_rank`)."""
+        return np.exp(self.log_rank(l_min, l_pred, n_chars))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lambda_t": self.lambda_t,
+            "lse_min": self.lse_min,
+            "lse_pred": self.lse_pred,
+            "normalize_length": self.normalize_length,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DBSNormalizer":
+        missing = [k for k in ("lambda_t", "lse_min", "lse_pred") if k not in d]
+        if missing:
+            raise ValueError(f"DBS normalizer dict lacks {', '.join(missing)}")
+        return cls(
+            lambda_t=d["lambda_t"],
+            lse_min=d["lse_min"],
+            lse_pred=d["lse_pred"],
+            normalize_length=d.get("normalize_length", False),
+        )
+
+
+class DynamicBalanceSampling(QueryStrategy):
+    """"DBS" (and "lasl": LASL queries exactly like DBS; it differs by Mean-Teacher training).
+
+    ``score`` is log rank (Eq. 6), monotone in rank, with Λ_t from ``schedule``: a name of
+    :data:`schedules.SCHEDULES` ("pool_confidence" = Eq. 7, the default; "equal", "linear", "root"
+    with ``p``, ...), a number, or a callable. ``normalize_length`` divides L_min and L_p by n_chars
+    before the softmax (gap 3; raw is the paper's choice and the default). Λ is not length-normalised
+    by this flag; use the "pool_confidence_per_char" schedule for that.
+    """
+
+    name = "dbs"
+
+    def __init__(
+        self,
+        schedule: Union[str, float, Schedule] = "pool_confidence",
+        normalize_length: bool = False,
+        **schedule_kwargs: Any,
+    ) -> None:
+        self.schedule = get_schedule(schedule, **schedule_kwargs)
+        self.normalize_length = bool(normalize_length)
+        self.requires = ("l_min", "l_pred") + (("n_chars",) if self.normalize_length else ())
+
+    def normalizer(self, pool: PoolScores) -> DBSNormalizer:
+        """The frozen Λ_t and denominators for this pool (to save next to the model)."""
+        return DBSNormalizer.from_pool(pool, self.schedule, self.normalize_length)
+
+    def score(self, pool: PoolScores) -> np.ndarray:
+        for name in self.requires:
+            pool.require(name, self.name)
+        if pool.n == 0:
+            return np.zeros(0, dtype=np.float64)
+        return self.normalizer(pool).log_rank(pool.l_min, pool.l_pred, pool.n_chars)
+
+    def __repr__(self) -> str:
+        return f"DynamicBalanceSampling(schedule={self.schedule!r}, normalize_length={self.normalize_length})"

@@ -1,0 +1,49 @@
+"""Loss-based strategies: the learning-loss baseline, and LASL's two parts alone (MLP, LPN ablations)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import PoolScores, QueryStrategy, per_char
+
+__all__ = ["LearningLossSampling", "MinimumLossSampling", "LossPredictionSampling"]
+
+
+class LearningLossSampling(QueryStrategy):
+    """"Loss sampling" baseline: Yoo & Kweon's predicted loss (``pool.l_pred_vanilla``), highest first."""
+
+    name = "loss"
+    requires = ("l_pred_vanilla",)
+
+    def score(self, pool: PoolScores) -> np.ndarray:
+        return pool.require("l_pred_vanilla", self.name).copy()
+
+
+class _LengthNormalisable(QueryStrategy):
+    field: str = ""
+
+    def __init__(self, normalize_length: bool = False) -> None:
+        self.normalize_length = bool(normalize_length)
+        self.requires = (self.field, "n_chars") if self.normalize_length else (self.field,)
+
+    def score(self, pool: PoolScores) -> np.ndarray:
+        values = pool.require(self.field, self.name)
+        return per_char(values, pool, self.name) if self.normalize_length else values.copy()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(normalize_length={self.normalize_length})"
+
+
+class MinimumLossSampling(_LengthNormalisable):
+    """"MLP": the minimum loss L_min of Eq. 4, highest first. ``normalize_length`` divides by n_chars
+    (METHOD.md gap 3; the paper uses the raw sum, the default)."""
+
+    name = "mlp"
+    field = "l_min"
+
+
+class LossPredictionSampling(_LengthNormalisable):
+    """"LPN": the loss prediction net's L_p (§3.2.2), highest first; ``normalize_length`` as for MLP."""
+
+    name = "lpn"
+    field = "l_pred"
