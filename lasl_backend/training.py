@@ -231,7 +231,7 @@ def train_lasl(
                     t_em, _ = teacher(uids, umask)
                 l_u = consistency_loss(s_em, t_em, umask)
                 loss = loss + cfg.consistency_weight * l_u
-                u_losses.append(float(l_u))
+                u_losses.append(float(l_u.detach()))
             opt.zero_grad(set_to_none=True)
             if lpn_opt is not None:
                 lpn_opt.zero_grad(set_to_none=True)

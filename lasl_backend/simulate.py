@@ -1,0 +1,315 @@
+"""``lasl simulate``: replay active learning on a labeled train/test pair with an oracle.
+
+For each strategy and seed: round 0 labels a random ``init`` fraction of the training records (the
+same records for every strategy of one seed), trains from scratch, and evaluates on the test records;
+each later round scores the unlabeled pool with the current model, queries ``step`` × N records,
+reveals their gold labels, fine-tunes the previous round's models (Algorithm 1) for a bounded budget,
+and evaluates again. The budget unit is records, as in the paper; characters labeled are recorded too.
+
+Which models each strategy trains:
+
+| strategy | loss net | Mean Teacher |
+|---|---|---|
+| random, lc, tod, mlp | – | – |
+| loss | learning-loss net (Yoo & Kweon) | – |
+| lpn, dbs | LPN | – |
+| lasl | LPN | yes |
+
+Results are written after every round (``results.csv``, ``results.json``, ``learning_curves.png``) and
+each run keeps its state (labeled set, model, previous marginals for TOD) under ``state/``, so a killed
+simulation continues from its last finished round; finished rounds are never recomputed. Runs for
+different (strategy, seed) pairs can go in parallel processes (``--jobs``), one thread each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["strategy", "seed", "round", "labeled_records", "labeled_fraction", "labeled_chars", "f1", "lambda_t", "round_seconds"]
+STRATEGY_MODELS = {
+    "random": (None, False),
+    "lc": (None, False),
+    "tod": (None, False),
+    "mlp": (None, False),
+    "loss": ("learning_loss", False),
+    "lpn": ("lpn", False),
+    "dbs": ("lpn", False),
+    "lasl": ("lpn", True),
+}
+
+
+@dataclass
+class SimSettings:
+    data: str
+    strategies: list[str]
+    seeds: list[int]
+    init: float
+    step: float
+    rounds: int
+    encoder: str = "char"
+    threads: int = 1
+    first_round_min_steps: int = 600
+    round_epochs: int = 3
+    round_min_steps: int = 120
+    normalize_length: bool = False
+    max_test: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _emit(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> list[dict[str, Any]]:
+    """One (strategy, seed) run, resumable; returns all its rows."""
+    import torch
+
+    from .data import read_jsonl
+    from .metrics import entity_prf
+    from .model import NerModel
+    from .strategies import get_strategy
+    from .strategies.base import PoolScores
+    from .strategies.schedules import get_schedule
+    from .strategies.tod import temporal_output_discrepancy
+    from .training import TrainConfig, train_lasl
+
+    torch.set_num_threads(settings.threads)
+    data = Path(settings.data)
+    train = read_jsonl(data / "train.jsonl")
+    test = read_jsonl(data / "test.jsonl")
+    if settings.max_test:
+        test = test[: settings.max_test]
+    labels = sorted({e.label for r in train for e in r.entities})
+    N = len(train)
+    n_init = max(1, int(round(settings.init * N)))
+    k = max(1, int(round(settings.step * N)))
+    lossnet, mean_teacher = STRATEGY_MODELS[strategy_name]
+    strategy = get_strategy(strategy_name, **({"normalize_length": True} if settings.normalize_length and strategy_name in ("dbs", "lasl", "mlp", "lpn") else {}))
+
+    sdir = out / "state" / f"{strategy_name}-s{seed}"
+    sdir.mkdir(parents=True, exist_ok=True)
+    state_path = sdir / "state.json"
+    rows: list[dict[str, Any]] = []
+    labeled: list[int]
+    model: NerModel | None = None
+    prev_marg: list[np.ndarray] | None = None
+    if state_path.is_file():
+        st = json.loads(state_path.read_text())
+        rows, labeled = st["rows"], st["labeled"]
+        if rows:
+            model = NerModel.load(sdir / "model")
+            if (sdir / "marginals.npz").is_file():
+                z = np.load(sdir / "marginals.npz")
+                prev_marg = [z[f"m{i}"] for i in range(len(z.files))]
+            _emit(f"[{strategy_name} s{seed}] resuming after round {rows[-1]['round']}")
+    else:
+        labeled = sorted(np.random.default_rng(seed).choice(N, n_init, replace=False).tolist())
+    test_texts = [r.text for r in test]
+
+    start_round = rows[-1]["round"] + 1 if rows else 0
+    for rnd in range(start_round, settings.rounds + 1):
+        t0 = time.perf_counter()
+        rnd_seed = seed * 1000 + rnd
+        if rnd > 0:
+            # query with the previous round's model
+            assert model is not None
+            pool_idx = [i for i in range(N) if i not in set(labeled)]
+            pool_texts = [train[i].text for i in pool_idx]
+            scores = model.predict(pool_texts, return_marginals=strategy_name == "tod")
+            tod = None
+            if strategy_name == "tod":
+                cur = [s.marginals for s in scores]
+                if prev_marg is not None:
+                    prev_pool = [prev_marg[i] for i in pool_idx]
+                    tod = temporal_output_discrepancy(cur, prev_pool)  # type: ignore[arg-type]
+                else:
+                    tod = np.zeros(len(pool_idx))
+            pool = PoolScores.from_scores(
+                scores, round=rnd, l_pred_vanilla=np.array([s.l_pred for s in scores]) if lossnet == "learning_loss" else None, tod=tod
+            )
+            if lossnet == "learning_loss":
+                pool.l_pred = None
+            picked = strategy.query(pool, min(k, pool.n), np.random.default_rng(rnd_seed))
+            labeled = sorted(labeled + [pool_idx[i] for i in picked])
+        lab_recs = [train[i] for i in labeled]
+        unl_texts = [train[i].text for i in range(N) if i not in set(labeled)] if mean_teacher else []
+        if model is None:
+            cfg = TrainConfig(max_epochs=40, min_steps=settings.first_round_min_steps, dev_fraction=0.0, seed=rnd_seed,
+                              encoder=settings.encoder, mean_teacher=mean_teacher, lossnet=lossnet, patience=10**6)
+        else:
+            cfg = TrainConfig(max_epochs=settings.round_epochs, min_steps=settings.round_min_steps, dev_fraction=0.0, seed=rnd_seed,
+                              encoder=settings.encoder, mean_teacher=mean_teacher, lossnet=lossnet, patience=10**6)
+        result = train_lasl(lab_recs, unl_texts, labels=labels, config=cfg, base=model)
+        model = result.model
+        test_scores = model.predict(test_texts)
+        f1 = entity_prf([r.entities for r in test], [s.entities for s in test_scores])["micro"]["f1"]  # type: ignore[misc]
+        # Λ_t of Eq. 7 on the remaining pool (for every strategy: it shows how confident the model is)
+        rest = [i for i in range(N) if i not in set(labeled)]
+        lam = float("nan")
+        new_marg = None
+        if rest and rnd < settings.rounds:
+            sc = model.predict([train[i].text for i in rest], return_marginals=strategy_name == "tod")
+            lam = float(get_schedule("pool_confidence")(PoolScores.from_scores(sc)))
+            if strategy_name == "tod":
+                full = [np.zeros((0, 0), np.float32)] * N
+                for i, s in zip(rest, sc):
+                    full[i] = s.marginals  # type: ignore[assignment]
+                new_marg = full
+        row = {
+            "strategy": strategy_name,
+            "seed": seed,
+            "round": rnd,
+            "labeled_records": len(labeled),
+            "labeled_fraction": len(labeled) / N,
+            "labeled_chars": sum(len(train[i].text) for i in labeled),
+            "f1": f1,
+            "lambda_t": lam,
+            "round_seconds": round(time.perf_counter() - t0, 2),
+        }
+        rows.append(row)
+        # persist: model, marginals, then the state that names them (so a crash between leaves the old round)
+        model.save(sdir / "model")
+        if new_marg is not None:
+            tmp = sdir / "marginals.tmp.npz"
+            np.savez(tmp, **{f"m{i}": m for i, m in enumerate(new_marg)})
+            os.replace(tmp, sdir / "marginals.npz")
+            prev_marg = new_marg
+        tmp_state = sdir / "state.tmp.json"
+        tmp_state.write_text(json.dumps({"rows": rows, "labeled": labeled}))
+        os.replace(tmp_state, state_path)
+        _emit(f"[{strategy_name} s{seed}] round {rnd:2d}: {len(labeled):4d} records ({row['labeled_fraction']:.0%}), "
+              f"F1 {f1:.4f}, Λ {lam:.3f}, {row['round_seconds']:.1f}s")
+    return rows
+
+
+def collect_rows(out: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for st in sorted((out / "state").glob("*/state.json")):
+        rows += json.loads(st.read_text())["rows"]
+    return sorted(rows, key=lambda r: (r["strategy"], r["seed"], r["round"]))
+
+
+def write_results(out: Path, settings: SimSettings, full_f1: float | None) -> list[dict[str, Any]]:
+    rows = collect_rows(out)
+    with (out / "results.csv.tmp").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r[c] for c in COLUMNS})
+    os.replace(out / "results.csv.tmp", out / "results.csv")
+    (out / "results.json.tmp").write_text(json.dumps({"settings": settings.to_dict(), "full_data_f1": full_f1, "rows": rows}, indent=1))
+    os.replace(out / "results.json.tmp", out / "results.json")
+    if rows:
+        plot_curves(rows, out / "learning_curves.png", full_f1)
+    return rows
+
+
+def plot_curves(rows: Sequence[dict[str, Any]], path: Path, full_f1: float | None) -> None:
+    """Mean ± std over seeds per strategy (Fig. 4 of the paper), with the all-data line and 95%/98% of it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    for name in sorted({r["strategy"] for r in rows}, key=list(STRATEGY_MODELS).index):
+        by_round: dict[float, list[float]] = {}
+        for r in rows:
+            if r["strategy"] == name:
+                by_round.setdefault(round(100 * r["labeled_fraction"], 3), []).append(r["f1"])
+        xs = sorted(by_round)
+        mean = np.array([np.mean(by_round[x]) for x in xs])
+        std = np.array([np.std(by_round[x]) for x in xs])
+        n_seeds = max(len(v) for v in by_round.values())
+        ax.plot(xs, mean, marker="o", ms=3, lw=2.2 if name == "lasl" else 1.3, label=f"{name} ({n_seeds} seed{'s' if n_seeds > 1 else ''})")
+        ax.fill_between(xs, mean - std, mean + std, alpha=0.15)
+    if full_f1:
+        ax.axhline(full_f1, ls="--", color="k", lw=1, label=f"all data ({full_f1:.3f})")
+        ax.axhline(0.98 * full_f1, ls=":", color="gray", lw=1, label="98% of all data")
+        ax.axhline(0.95 * full_f1, ls="-.", color="gray", lw=1, label="95% of all data")
+    ax.set_xlabel("% of training records labeled")
+    ax.set_ylabel("strict micro F1 on the test records")
+    ax.set_title("Active learning on CCKS 2019 (char Bi-LSTM-CRF)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _worker(args: tuple[SimSettings, str, int, str]) -> int:
+    settings, name, seed, out = args
+    logging.basicConfig(level=logging.WARNING)
+    return len(run_one(settings, name, seed, Path(out)))
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    from .strategies import STRATEGIES
+
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    unknown = [s for s in strategies if s not in STRATEGIES or s not in STRATEGY_MODELS]
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}; known: {sorted(STRATEGY_MODELS)}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    data = Path(args.data)
+    for f in ("train.jsonl", "test.jsonl"):
+        if not (data / f).is_file():
+            raise ValueError(f"{data / f}: missing (the simulator needs train.jsonl and test.jsonl)")
+    if not (0 < args.init < 1 and 0 < args.step < 1 and args.rounds >= 0):
+        raise ValueError("--init and --step must be fractions in (0, 1) and --rounds >= 0")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = SimSettings(
+        data=str(data), strategies=strategies, seeds=seeds, init=args.init, step=args.step, rounds=args.rounds,
+        encoder=args.encoder, threads=1, normalize_length=args.normalize_length,
+        round_epochs=args.epochs_per_round or 3, max_test=args.max_test,
+        first_round_min_steps=args.first_round_steps, round_min_steps=args.round_steps,
+    )
+    settings_path = out / "settings.json"
+    if settings_path.is_file():
+        old = json.loads(settings_path.read_text())
+        keep = {k: old.get(k) for k in ("data", "init", "step", "encoder", "normalize_length", "round_epochs", "first_round_min_steps", "round_min_steps", "max_test")}
+        new = {k: settings.to_dict()[k] for k in keep}
+        if keep != new:
+            raise ValueError(f"{out} holds a simulation with other settings {keep}; use another --out")
+    settings_path.write_text(json.dumps(settings.to_dict(), indent=1))
+    full_f1 = args.full_f1
+    jobs = [(settings, s, seed, str(out)) for seed in seeds for s in strategies]
+    t0 = time.perf_counter()
+    _emit(f"simulating {len(jobs)} runs ({', '.join(strategies)} × seeds {seeds}), {args.rounds} rounds, {args.jobs} in parallel; results in {out}")
+    if args.jobs <= 1:
+        for j in jobs:
+            _worker(j)
+            write_results(out, settings, full_f1)
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs) as ex:
+            futs = {ex.submit(_worker, j): j for j in jobs}
+            for f in as_completed(futs):
+                f.result()
+                write_results(out, settings, full_f1)
+    rows = write_results(out, settings, full_f1)
+    _emit(f"done: {len(rows)} rows in {time.perf_counter() - t0:.0f}s → {out / 'results.csv'}, {out / 'learning_curves.png'}")
+    return 0
