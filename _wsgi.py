@@ -4,7 +4,12 @@ One worker only: the serving model and the training state live in process memory
 Configuration comes from the environment (see ``lasl_backend.config``); a bad value stops start-up.
 """
 
+import logging
+
 from lasl_backend.backend import LaslBackend
+from lasl_backend.config import Settings
 from lasl_backend.server import init_app
 
-app = init_app(LaslBackend)
+settings = Settings.from_env()
+logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+app = init_app(LaslBackend, settings=settings)

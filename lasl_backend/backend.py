@@ -13,17 +13,22 @@ Serving
     ``ModelStore.latest_good``; a corrupt newest version falls back to the previous complete one.
 
 Task score (``results[i].score``; Label Studio serves the lowest first)
-  * With a model: ``-log rank`` of Eq. 6, DBS = Λ_t·softmax(L_min) + (1-Λ_t)·softmax(L_pred), with Λ_t
-    and both softmax denominators frozen from the unlabeled pool of that model version
-    (``DBSNormalizer``). So the score of one record sent to /predict later equals the score it had
-    in the pool, and all scores of one version are comparable. Higher rank = more informative =
-    lower score.
+  * Label Studio 1.23.2 drops imported predictions whose score is outside [0, 1] ("Score must be
+    between 0.00 and 1.00 inclusive", only in its log; found by the e2e test), so every score is
+    mapped into [0, 1].
+  * With a model: x = ``-log rank`` of Eq. 6, DBS = Λ_t·softmax(L_min) + (1-Λ_t)·softmax(L_pred),
+    with Λ_t and both softmax denominators frozen from the unlabeled pool of that model version
+    (``DBSNormalizer``), then ``score = (1 + x / (1 + |x|)) / 2``: strictly increasing in x, so the
+    order is exactly DBS order (higher rank = more informative = lower score), and it keeps float64
+    resolution even for the huge x of saturated pools, where a logistic would tie at 1.0. Pool
+    records have x >= 0 (scores in [0.5, 1)); a record scored later that beats the whole pool goes
+    below 0.5. The score of a record sent to /predict later equals the score it had in the pool.
   * Without an LPN output or normalizer (should not happen with LASL training): ``P(y_max|x)``, i.e.
     least-confidence order.
   * Cold start (no model yet): ``1 / (1 + n_chars)``, version ``lasl-cold-start``, no regions: longer
     records come first, because before any model exists the best guess for "most to learn from one
     annotation" is "most text, hence most entities"; it is deterministic, so the queue is stable.
-  * A task we cannot read gets ``result: []`` and score ``1e9`` (served last), so Label Studio's
+  * A task we cannot read gets ``result: []`` and score ``1.0`` (served last), so Label Studio's
     per-batch checks (one entry per task, in order) still pass.
 
 Training run (``fit``/``train``): fetch tasks through the SDK → D_L / D_U → hold back a fixed slice of
@@ -68,13 +73,13 @@ __all__ = [
     "COLD_START_VERSION",
     "UNREADABLE_SCORE",
     "cold_start_score",
+    "dbs_score",
 ]
 
 log = logging.getLogger(__name__)
 
 COLD_START_VERSION = "lasl-cold-start"
-UNREADABLE_SCORE = 1.0e9
-_SCORE_CLAMP = 1.0e8
+UNREADABLE_SCORE = 1.0
 
 
 class NoConnectionError(LabelStudioRequestError):
@@ -113,10 +118,18 @@ def cold_start_score(n_chars: int) -> float:
     return 1.0 / (1.0 + max(0, int(n_chars)))
 
 
-def _finite(x: float, fallback: float) -> float:
+def _unit(x: float | None, fallback: float = UNREADABLE_SCORE) -> float:
+    """Clamp into [0, 1] (Label Studio's accepted range); non-finite → ``fallback``."""
     if x is None or not math.isfinite(x):
         return fallback
-    return float(min(_SCORE_CLAMP, max(-_SCORE_CLAMP, x)))
+    return float(min(1.0, max(0.0, x)))
+
+
+def dbs_score(neg_log_rank: float) -> float:
+    """Map x = -log rank (any real) strictly increasingly into (0, 1): ``(1 + x/(1+|x|)) / 2``."""
+    if not math.isfinite(neg_log_rank):
+        return 0.0 if neg_log_rank == -math.inf else 1.0  # NaN: broken, serve last
+    return _unit(0.5 * (1.0 + neg_log_rank / (1.0 + abs(neg_log_rank))))
 
 
 def _now() -> str:
@@ -320,7 +333,7 @@ class LaslBackend:
     def _scores(self, served: ServedModel, rs: Sequence[Any]) -> list[float]:
         if not rs:
             return []
-        fallback = [_finite(float(r.p_max), UNREADABLE_SCORE) for r in rs]
+        fallback = [_unit(float(r.p_max)) for r in rs]
         norm = served.normalizer
         if norm is None or any(r.l_pred is None for r in rs):
             return fallback
@@ -333,7 +346,7 @@ class LaslBackend:
         except Exception as exc:  # noqa: BLE001 - e.g. a non-finite loss on one record
             log.warning("project %s: DBS score failed (%s); scoring this batch by confidence", self.project_id, exc)
             return fallback
-        return [_finite(-float(x), UNREADABLE_SCORE) for x in lr]
+        return [dbs_score(-float(x)) for x in lr]
 
     def _regions(self, text: str, rec: Any, ner: NerConfig) -> list[dict[str, Any]]:
         out = []
@@ -412,6 +425,38 @@ class LaslBackend:
     def predict(self, tasks: Sequence[Any], context: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
         """label-studio-ml shape: one ``{"result", "score", "model_version"}`` per task, in order."""
         return self.predict_with_issues(tasks, context)[0]
+
+    def score_new_tasks(self, task_ids: Sequence[int]) -> int:
+        """Push predictions of the serving version for tasks imported after the last run.
+
+        Why: once ``project.model_version`` names a static version, Label Studio stops live-predicting
+        new tasks, and Uncertainty sampling serves only tasks holding a prediction of that version; new
+        tasks would wait until every scored one is done. The tasks are read from Label Studio itself
+        (the webhook's copy is not trusted), and scored with the same frozen normalizer as the pool.
+        Returns the number pushed (0 at cold start: there is no version to match)."""
+        served = self.current()
+        if served is None or not task_ids:
+            return 0
+        ner = self.ner
+        client = self.ls()
+        tids, texts = [], []
+        for tid in list(dict.fromkeys(task_ids))[:5000]:
+            t = self._retry("get task", lambda tid=tid: client.get_task(tid))
+            if not t or t.get("project") not in (None, self.project_id) or t.get("annotations"):
+                continue
+            try:
+                texts.append(self.read_task_text(t, ner))
+            except ValueError:
+                continue
+            tids.append(tid)
+        if not tids:
+            return 0
+        rs = self._model_predict(served, texts)
+        preds = [
+            {"task": tid, "model_version": served.version, "score": r["score"], "result": r["result"]}
+            for tid, r in zip(tids, self.results_for(served, texts, rs, ner))
+        ]
+        return int(self._retry("push predictions", lambda: client.push_predictions(self.project_id, preds, chunk=len(preds))))
 
     # ---- training -------------------------------------------------------------------------------
     def fit(self, event: str, data: Any = None, **kwargs: Any) -> dict[str, Any]:
@@ -512,7 +557,6 @@ class LaslBackend:
         return summary
 
     def _train(self, reason: str) -> dict[str, Any]:
-        from .model import NerModel  # noqa: F401 - imported for its side effects on first use
         from .strategies.base import PoolScores
         from .strategies.dbs import DBSNormalizer
         from .training import train_lasl

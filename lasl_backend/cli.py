@@ -74,7 +74,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     data = read_jsonl(args.data)
     t0 = time.perf_counter()
-    preds = model.predict([r.text for r in data])
+    preds = model.predict([r.text for r in data], with_lossnet=False)
     report = entity_prf([r.entities for r in data], [p.entities for p in preds])  # type: ignore[misc]
     if args.json:
         print(json.dumps(report, ensure_ascii=False))

@@ -304,10 +304,14 @@ class LSClient:
         return self._call(f"GET project {project_id}", lambda: self._dump(self.sdk.projects.get(id=project_id)))
 
     def fetch_tasks(self, project_id: int, page_size: int = 1000) -> list[dict[str, Any]]:
-        """Every task of the project with its annotations (``fields=all``), as plain dicts."""
+        """Every task of the project with its annotations, as plain dicts.
+
+        ``fields=all`` is needed for annotations, but it also serialises every stored prediction of
+        every model version (about 14 MB per version at 10k tasks, PROTOCOL.md §9), so ``include``
+        (Label Studio's flex-fields parameter) keeps only what training reads."""
 
         def run() -> list[dict[str, Any]]:
-            pager = self.sdk.tasks.list(project=project_id, fields="all", page_size=page_size)
+            pager = self.sdk.tasks.list(project=project_id, fields="all", include="id,data,annotations,project", page_size=page_size)
             return [self._dump(t) for t in pager]
 
         return self._call(f"list tasks of project {project_id}", run)
@@ -319,6 +323,15 @@ class LSClient:
         """The annotation, or None when Label Studio says it does not exist (404)."""
         try:
             return self._call(f"GET annotation {annotation_id}", lambda: self._dump(self.sdk.annotations.get(id=annotation_id)))
+        except LabelStudioRequestError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def get_task(self, task_id: int) -> dict[str, Any] | None:
+        """One task with its annotations, or None when Label Studio says it does not exist (404)."""
+        try:
+            return self._call(f"GET task {task_id}", lambda: self._dump(self.sdk.tasks.get(id=str(task_id))))
         except LabelStudioRequestError as exc:
             if exc.status == 404:
                 return None

@@ -8,7 +8,7 @@ Bad input policy for /predict: a request that is not a JSON object, has no non-e
 an unusable ``label_config`` or project id, or is too large (413) gets a 4xx. A task that cannot be
 read (no ``data``, no text field, a non-string or over-long text) does not fail its batch, because
 Label Studio drops the whole batch when the count of results differs from the count of tasks: it gets a
-placeholder ``{"result": [], "score": 1e9}`` and an entry in the response's ``errors`` list. Only when
+placeholder ``{"result": [], "score": 1.0}`` (served last) and an entry in the response's ``errors`` list. Only when
 *no* task of the request is readable is the answer 422 with those errors.
 
 Webhook authentication design (PROTOCOL.md §0: Label Studio sends webhooks WITHOUT basic-auth, but
@@ -28,6 +28,10 @@ sends START_TRAINING through its ML API session WITH it):
   The training run itself re-reads every annotation from Label Studio, so no event's effect is lost
   even if its webhook was dropped; the counter only decides *when* the next run starts.
 * Any request that carries an ``Authorization`` header with wrong credentials gets 401.
+* ``TASKS_CREATED`` (anonymous too) queues the new task ids; the backend reads those tasks from Label
+  Studio itself and pushes predictions of the serving version, because with a static
+  ``project.model_version`` Label Studio no longer live-predicts new tasks and Uncertainty sampling
+  would skip them. A forged event can only make the backend score real, unlabeled tasks again.
 * Without configured basic auth there is nothing to protect: events are still confirmed when a Label
   Studio connection is known (that dedups replays), and counted directly when it is not.
 
@@ -63,7 +67,7 @@ __all__ = ["init_app", "serve", "BadRequest", "TrainingManager", "WebhookVerifie
 log = logging.getLogger(__name__)
 
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
-IGNORED_EVENTS = ("TASKS_CREATED", "TASKS_DELETED", "PROJECT_UPDATED", "PROJECT_CREATED", "ANNOTATIONS_CREATED", "LABEL_LINK_CREATED")
+IGNORED_EVENTS = ("TASKS_DELETED", "PROJECT_UPDATED", "PROJECT_CREATED", "ANNOTATIONS_CREATED", "LABEL_LINK_CREATED")
 _PROJECT_RE = re.compile(r"^([0-9]{1,12})(?:\.[0-9]{1,20})?\Z")
 _MAX_TASKS = 100_000
 
@@ -192,6 +196,7 @@ class _Event:
     annotation_id: int
     attempts: int = 0
     not_before: float = 0.0
+    task_ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -201,6 +206,7 @@ class _Counter:
     rejected: int = 0
     unverifiable: int = 0
     seen: "OrderedDict[tuple[int, str], None]" = field(default_factory=OrderedDict)
+    known_ids: set[int] = field(default_factory=set)  # annotations confirmed to exist
 
 
 class WebhookVerifier:
@@ -242,6 +248,19 @@ class WebhookVerifier:
                 self._idle.clear()
                 n += 1
         return n
+
+    def submit_tasks(self, project_id: int, task_ids: list[int]) -> int:
+        """Queue new tasks to be scored with the serving version (``LaslBackend.score_new_tasks``)."""
+        if not task_ids:
+            return 0
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="lasl-webhook-verifier", daemon=True)
+                self._thread.start()
+            self._q.put_nowait(_Event(project_id, "TASKS_CREATED", -time.monotonic_ns(), task_ids=tuple(task_ids)))
+            self._pending += 1
+            self._idle.clear()
+        return len(task_ids)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         return self._idle.wait(timeout)
@@ -303,7 +322,7 @@ class WebhookVerifier:
             if ann is not None:
                 return None
             with self._lock:
-                seen_before = any(k[0] == ev.annotation_id for k in self._counter(ev.project_id).seen)
+                seen_before = ev.annotation_id in self._counter(ev.project_id).known_ids
             return "deleted" if seen_before or backend.knows_annotation(ev.annotation_id) else None
         if ann is None:
             return None
@@ -315,6 +334,17 @@ class WebhookVerifier:
     def _handle(self, ev: _Event) -> bool:
         """Process one event; True = retry later (Label Studio was not reachable)."""
         backend = self._get_backend(ev.project_id)
+        if ev.action == "TASKS_CREATED":
+            if not backend.has_connection or not backend.has_label_config:
+                return False
+            try:
+                n = backend.score_new_tasks(list(ev.task_ids))
+            except LabelStudioError as exc:
+                log.warning("project %s: scoring %d new task(s) failed: %s", ev.project_id, len(ev.task_ids), exc)
+                return exc.transient
+            if n:
+                log.info("project %s: pushed predictions for %d new task(s)", ev.project_id, n)
+            return False
         if backend.has_connection:
             try:
                 key = self._confirm(backend, ev)
@@ -344,6 +374,8 @@ class WebhookVerifier:
             c.seen[seen_key] = None
             while len(c.seen) > self.MAX_SEEN:
                 c.seen.popitem(last=False)
+            if ev.action != "ANNOTATIONS_DELETED" and len(c.known_ids) < self.MAX_SEEN:
+                c.known_ids.add(ev.annotation_id)
             c.confirmed += 1
             c.count += 1
             if c.count >= self._settings.train_every:
@@ -584,6 +616,17 @@ def init_app(
             except queue.Full:
                 return _error("too many webhook events waiting for confirmation; try later", 429)
             return _json({"status": "ok", "queued_for_confirmation": n}, 200)
+        if action == "TASKS_CREATED":
+            pid = _webhook_project(body)
+            tasks = body.get("tasks")
+            if not isinstance(tasks, list):
+                raise BadRequest("TASKS_CREATED needs a 'tasks' list")
+            ids = [t["id"] for t in tasks if isinstance(t, dict) and isinstance(t.get("id"), int) and not isinstance(t.get("id"), bool) and t["id"] > 0]
+            try:
+                n = state.verifier.submit_tasks(pid, ids[:100_000])
+            except queue.Full:
+                return _error("too many webhook events waiting; try later", 429)
+            return _json({"status": "ok", "queued_for_scoring": n}, 200)
         if action in IGNORED_EVENTS:
             return _json({"status": "ignored", "action": action}, 200)
         return _json({"status": "Unknown event"}, 200)

@@ -125,6 +125,7 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
     test_texts = [r.text for r in test]
 
     start_round = rows[-1]["round"] + 1 if rows else 0
+    pending: tuple[list[int], list[Any]] | None = None
     for rnd in range(start_round, settings.rounds + 1):
         t0 = time.perf_counter()
         rnd_seed = seed * 1000 + rnd
@@ -132,8 +133,10 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
             # query with the previous round's model
             assert model is not None
             pool_idx = [i for i in range(N) if i not in set(labeled)]
-            pool_texts = [train[i].text for i in pool_idx]
-            scores = model.predict(pool_texts, return_marginals=strategy_name == "tod")
+            if pending is not None and pending[0] == pool_idx:
+                scores = pending[1]  # scored right after the last round's training: same model, same pool
+            else:  # resumed run: score again
+                scores = model.predict([train[i].text for i in pool_idx], return_marginals=strategy_name == "tod")
             tod = None
             if strategy_name == "tod":
                 cur = [s.marginals for s in scores]
@@ -159,7 +162,7 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
                               encoder=settings.encoder, mean_teacher=mean_teacher, lossnet=lossnet, patience=10**6)
         result = train_lasl(lab_recs, unl_texts, labels=labels, config=cfg, base=model)
         model = result.model
-        test_scores = model.predict(test_texts)
+        test_scores = model.predict(test_texts, with_lossnet=False)
         f1 = entity_prf([r.entities for r in test], [s.entities for s in test_scores])["micro"]["f1"]  # type: ignore[misc]
         # Λ_t of Eq. 7 on the remaining pool (for every strategy: it shows how confident the model is)
         rest = [i for i in range(N) if i not in set(labeled)]
@@ -167,6 +170,7 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
         new_marg = None
         if rest and rnd < settings.rounds:
             sc = model.predict([train[i].text for i in rest], return_marginals=strategy_name == "tod")
+            pending = (rest, sc)
             lam = float(get_schedule("pool_confidence")(PoolScores.from_scores(sc)))
             if strategy_name == "tod":
                 full = [np.zeros((0, 0), np.float32)] * N
@@ -209,14 +213,15 @@ def collect_rows(out: Path) -> list[dict[str, Any]]:
 
 def write_results(out: Path, settings: SimSettings, full_f1: float | None) -> list[dict[str, Any]]:
     rows = collect_rows(out)
-    with (out / "results.csv.tmp").open("w", newline="") as fh:
+    tag = f"{os.getpid()}.tmp"  # several simulate processes may share one --out
+    with (out / f"results.csv.{tag}").open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS)
         w.writeheader()
         for r in rows:
             w.writerow({c: r[c] for c in COLUMNS})
-    os.replace(out / "results.csv.tmp", out / "results.csv")
-    (out / "results.json.tmp").write_text(json.dumps({"settings": settings.to_dict(), "full_data_f1": full_f1, "rows": rows}, indent=1))
-    os.replace(out / "results.json.tmp", out / "results.json")
+    os.replace(out / f"results.csv.{tag}", out / "results.csv")
+    (out / f"results.json.{tag}").write_text(json.dumps({"settings": settings.to_dict(), "full_data_f1": full_f1, "rows": rows}, indent=1))
+    os.replace(out / f"results.json.{tag}", out / "results.json")
     if rows:
         plot_curves(rows, out / "learning_curves.png", full_f1)
     return rows
@@ -251,7 +256,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path, full_f1: float | Non
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.png")
     fig.savefig(tmp)
     plt.close(fig)
     os.replace(tmp, path)

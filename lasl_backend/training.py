@@ -113,7 +113,7 @@ def split_dev(records: Sequence[Record], fraction: float, min_records: int, seed
 
 
 def evaluate_model(model: NerModel, records: Sequence[Record], tagger: Any = None) -> dict:
-    preds = model.predict([r.text for r in records], tagger=tagger)
+    preds = model.predict([r.text for r in records], tagger=tagger, with_lossnet=False)
     return entity_prf([r.entities for r in records], [p.entities for p in preds])  # type: ignore[misc]
 
 

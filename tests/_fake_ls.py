@@ -121,6 +121,8 @@ class FakeLabelStudio:
                         self._send(404, {"detail": "Invalid page."})
                         return
                     self._send(200, {"tasks": chunk, "total": len(tasks)})
+                elif method == "GET" and parts[:2] == ["api", "tasks"] and len(parts) == 3:
+                    self._send(200, fake.tasks[int(parts[2])])
                 elif parts[:2] == ["api", "projects"] and len(parts) == 3:
                     pid = int(parts[2])
                     proj = fake.projects[pid]
@@ -137,7 +139,9 @@ class FakeLabelStudio:
                 elif method == "POST" and parts[:2] == ["api", "projects"] and parts[3:] == ["import", "predictions"]:
                     pid = int(parts[2])
                     body = self._body()
-                    ok = [p for p in body if p.get("task") in fake.tasks and fake.tasks[p["task"]]["project"] == pid] if fake.drop_invalid else body
+                    # LS 1.23.2 drops (log only) predictions for unknown tasks and scores outside [0, 1]
+                    ok = [p for p in body if p.get("task") in fake.tasks and fake.tasks[p["task"]]["project"] == pid
+                          and (p.get("score") is None or 0.0 <= p["score"] <= 1.0)] if fake.drop_invalid else body
                     with fake._lock:
                         fake.predictions.extend(ok)
                     self._send(201, {"created": len(ok)})

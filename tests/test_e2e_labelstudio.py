@@ -142,6 +142,8 @@ def test_label_studio_round_trip(stack: dict[str, Any]) -> None:
         if mv.startswith("lasl-v"):
             version = mv
             break
+        err = json.loads(_get(stack["backend"] + "/metrics"))["projects"].get(str(pid), {}).get("training", {}).get("last_error")
+        assert err is None, f"training failed: {err}"
         time.sleep(1)
     assert version, f"no new model_version within {TRAIN_TIMEOUT} s; backend log:\n" + stack["log"].read_text()[-3000:]
     print(f"START_TRAINING -> project.model_version {version} in {time.monotonic() - t0:.1f} s")
@@ -157,6 +159,13 @@ def test_label_studio_round_trip(stack: dict[str, Any]) -> None:
     assert n_regions > 0  # offsets were really checked, astral texts included
     metrics = json.loads(_get(stack["backend"] + "/metrics"))["projects"][str(pid)]
     assert metrics["model_version"] == version and metrics["training"]["last_error"] is None
+    assert metrics["current_version_stats"]["labeled"] == N_ANNOTATE
+    assert metrics["current_version_stats"]["unlabeled"] == len(texts) - N_ANNOTATE
+    from lasl_backend.ls_client import LSClient
+
+    fetched = LSClient(ls.url, ls.token).fetch_tasks(pid)  # the training fetch: annotations, no predictions
+    assert len(fetched) == len(texts) and sum(1 for t in fetched if t.get("annotations")) == N_ANNOTATE
+    assert not any(t.get("predictions") for t in fetched)
 
     # 2'. a task imported now is opened: the live model answers with valid code-point offsets
     api.post(f"/api/projects/{pid}/import", [{"text": "😀𠀀😀患者诊断为肺腺癌，予顺铂化疗，复查胸部CT。"}])

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from lasl_backend.backend import COLD_START_VERSION, UNREADABLE_SCORE, LaslBackend, ServedModel
+from lasl_backend.backend import COLD_START_VERSION, UNREADABLE_SCORE, LaslBackend, ServedModel, dbs_score
 from lasl_backend.config import Settings
 from lasl_backend.model import RecordScore, SpanPrediction
 from lasl_backend.server import init_app
@@ -129,7 +129,7 @@ def check_results(body: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
     assert isinstance(results, list) and len(results) == len(tasks)
     for t, r in zip(tasks, results):
         assert set(r) >= {"result", "score", "model_version"}
-        assert isinstance(r["score"], float) and math.isfinite(r["score"])
+        assert isinstance(r["score"], float) and 0.0 <= r["score"] <= 1.0  # LS 1.23.2 drops scores outside [0, 1]
         assert isinstance(r["model_version"], str) and r["model_version"]
         text = t["data"][KEY] if isinstance(t, dict) and isinstance(t.get("data"), dict) else None
         for region in r["result"]:
@@ -230,6 +230,24 @@ def test_metrics_and_versions(trained: SimpleNamespace) -> None:
     assert trained.client.get("/versions?project=1").get_json()["versions"] == [trained.v2, trained.v1]
 
 
+def test_tasks_created_get_predictions_of_the_serving_version(trained: SimpleNamespace) -> None:
+    fake = trained.fake
+    text = "😀𠀀新入院：患者诊断为2型糖尿病，予二甲双胍。"
+    fake.add_task(1, 1900, text, key=KEY)
+    body = {"action": "TASKS_CREATED", "tasks": [{"id": 1900, "data": {KEY: "伪造"}}, {"id": 777777}], "project": project_obj()}
+    t0 = time.perf_counter()
+    r = trained.client.post("/webhook", json=body)
+    assert r.status_code == 200 and time.perf_counter() - t0 < 1.0
+    wait_idle(trained.app)
+    latest = fake.latest_predictions(1)
+    assert latest[1900]["model_version"] == trained.v2 and 777777 not in latest
+    check_results({"results": [latest[1900]]}, [task(1900, text)])  # scored on LS's text, not the payload's
+    direct = trained.client.post("/predict", json=predict_body([task(1900, text)])).get_json()["results"][0]
+    assert direct["score"] == pytest.approx(latest[1900]["score"], abs=1e-12)
+    del fake.tasks[1900]
+    fake.predictions = [p for p in fake.predictions if p["task"] != 1900]
+
+
 def test_restart_serves_latest_good_with_identical_predictions(trained: SimpleNamespace, tmp_path: Path) -> None:
     d = tmp_path / "copy"
     shutil.copytree(trained.dir, d)
@@ -317,6 +335,14 @@ def test_property_predict_offsets_always_slice_the_exact_text(trained: SimpleNam
     r = trained.client.post("/predict", data=json.dumps(predict_body(tasks), ensure_ascii=False).encode(), content_type="application/json")
     assert r.status_code == 200
     check_results(r.get_json(), tasks)
+
+
+def test_dbs_score_is_strictly_increasing_inside_unit_interval() -> None:
+    xs = [-1e6, -50.0, -1.0, -1e-9, 0.0, 1e-9, 0.5, 1.0, 9.2, 300.0, 1e4, 1e6, 1e9]
+    ys = [dbs_score(x) for x in xs]
+    assert all(0.0 <= y <= 1.0 for y in ys)
+    assert all(a < b for a, b in zip(ys, ys[1:]))  # order preserved even where a logistic saturates
+    assert dbs_score(float("inf")) == 1.0 and dbs_score(float("nan")) == 1.0 and dbs_score(float("-inf")) == 0.0
 
 
 # ---- cold start, setup ------------------------------------------------------------------------------
@@ -699,3 +725,44 @@ def test_no_secret_in_logs_or_responses(tmp_path: Path, caplog: pytest.LogCaptur
     text = caplog.text + "".join(b.get_data(as_text=True) for b in bodies) + repr(s) + repr(app.extensions["lasl"].backends[1].ls())
     for secret in (fake.token, AUTH[1], setup_token):
         assert secret not in text
+
+
+# ---- crash during training (a real process, SIGKILL) --------------------------------------------------
+def test_sigkill_during_training_then_restart_serves_same_predictions(trained: SimpleNamespace, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    d = tmp_path / "copy"
+    shutil.copytree(trained.dir, d)
+    tasks = [task(i + 1, t) for i, t in enumerate(HAND)]
+    before = trained.client.post("/predict", json=predict_body(tasks)).get_json()
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+        from _fake_ls import FakeLabelStudio
+        from lasl_backend.backend import LaslBackend
+        from lasl_backend.config import Settings
+        from lasl_backend.store import ModelStore
+
+        def dying_train(**kw):
+            kw["base"].clone()  # mid-training: the base model is in memory, nothing new on disk
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        cfg = {LABEL_CONFIG!r}
+        with FakeLabelStudio() as fake:
+            fake.add_project(1, cfg)
+            fake.add_task(1, 1, "患者😀因糖尿病入院。", key="note")
+            fake.annotate(1, [], from_name="ner", to_name="emr")
+            s = Settings(model_dir={str(d)!r}, label_studio_url=fake.url, label_studio_api_key=fake.token)
+            b = LaslBackend(1, cfg, settings=s, store=ModelStore({str(d)!r}), train_fn=dying_train)
+            b.train("test")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    c = init_app(LaslBackend, settings=make_settings(d)).test_client()
+    assert c.post("/setup", json={"project": "1.1", "schema": LABEL_CONFIG}).get_json()["model_version"] == trained.v2
+    assert c.post("/predict", json=predict_body(tasks)).get_json() == before

@@ -138,9 +138,17 @@ class TestLeastConfidence(StrategyContract):
 
     def test_orders_by_one_minus_p_max(self):
         # 1 - p_max = (0.1, 0.8, 0.5, 0.01) → order 1, 2, 0, 3
-        pool = PoolScores(n=4, p_max=np.array([0.9, 0.2, 0.5, 0.99]))
+        p = np.array([0.9, 0.2, 0.5, 0.99])
+        pool = PoolScores(n=4, p_max=p, l_min=-np.log(p))
         assert self.make().score(pool).tolist() == pytest.approx([0.1, 0.8, 0.5, 0.01])
         assert self.make().query(pool, 4, np.random.default_rng(0)).tolist() == [1, 2, 0, 3]
+
+    def test_long_records_do_not_tie(self):
+        # L_min of whole records is hundreds of nats: 1 - p_max is 1.0 for all of them in float64,
+        # but the ranking must still follow L_min (the exact order of 1 - exp(-L_min)).
+        l_min = np.array([400.0, 900.0, 35.0, 650.0])
+        pool = PoolScores(n=4, p_max=np.exp(-l_min), l_min=l_min)
+        assert self.make().query(pool, 4, np.random.default_rng(0)).tolist() == [1, 3, 0, 2]
 
 
 class TestTOD(StrategyContract):
