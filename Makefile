@@ -13,6 +13,7 @@ STAMP   := $(VENV)/.installed
 DATA ?= ../shared/data/ccks2019
 OUT  ?= runs/ccks2019-char
 SEED ?= 0
+THREADS ?= 1
 HOST ?= 0.0.0.0
 PORT ?= 9090
 E2E  ?= 1
@@ -60,8 +61,8 @@ test-e2e: setup test-unit
 	$(call run_pytest,e2e)
 
 train-eval: setup
-	$(LASL) train --train $(DATA)/train.jsonl --out $(OUT) --seed $(SEED)
-	$(LASL) evaluate --model $(OUT) --data $(DATA)/test.jsonl --json
+	$(LASL) train --train $(DATA)/train.jsonl --out $(OUT) --seed $(SEED) --threads $(THREADS)
+	$(LASL) evaluate --model $(OUT) --data $(DATA)/test.jsonl --json --threads $(THREADS)
 
 serve: setup
 	$(LASL) serve --host $(HOST) --port $(PORT)
