@@ -9,7 +9,8 @@ Two implementations live here on purpose:
 - ``crf_bounds``: the active-learning kernel. It runs in float64 (float32 L_min drifts enough to reorder a
   ranking of long records) and computes log Z, the forward-backward marginals, and the max- and min-Viterbi
   paths in ONE loop over time: the backward pass is a forward pass over each sequence reversed within its
-  own length, the min-Viterbi is a max-Viterbi over negated scores, and back-tracking is vectorised.
+  own length, the min-Viterbi is a max-Viterbi over negated scores, the log-sum-exp is a rescaled
+matrix product (faster than logsumexp on CPU), and back-tracking is vectorised.
 """
 
 from __future__ import annotations
@@ -100,12 +101,6 @@ def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
     return x.gather(1, view)
 
 
-def _lse_step(alpha: Tensor, exp_trans: Tensor, trans_max: Tensor) -> Tensor:
-    """log(exp(alpha) @ exp(trans)) computed as a rescaled matrix product (faster than logsumexp on CPU)."""
-    m = alpha.max(dim=1, keepdim=True).values
-    return torch.log(torch.exp(alpha - m) @ exp_trans) + m + trans_max
-
-
 @torch.no_grad()
 def crf_bounds(
     emissions: Tensor,
@@ -124,17 +119,16 @@ def crf_bounds(
     lengths = mask.long().sum(1)
     maskc = mask.unsqueeze(2)
 
-    # Forward (rows 0..B-1) and backward-as-reversed-forward (rows B..2B-1) share one loop.
+    # Forward (slot 0) and backward-as-reversed-forward (slot 1) share one batched matrix product per step.
     em_rev = reverse_within_length(em, lengths)
     tmax = trans.max()
     exp_t = torch.exp(trans - tmax)
-    exp_tt = exp_t.t().contiguous()
-    alpha_f = start + em[:, 0]
-    alpha_b = end + em_rev[:, 0]
+    exp_pair = torch.stack([exp_t, exp_t.t()])  # [2, K, K]
+    em_pair = torch.stack([em, em_rev])  # [2, B, T, K]
+    alpha = torch.stack([start + em[:, 0], end + em_rev[:, 0]])  # [2, B, K]
     if with_marginals:
-        hist_f = em.new_empty(B, T, K)
-        hist_b = em.new_empty(B, T, K)
-        hist_f[:, 0], hist_b[:, 0] = alpha_f, alpha_b
+        hist = em.new_empty(2, B, T, K)
+        hist[:, :, 0] = alpha
 
     # Max-Viterbi (slot 0) and min-Viterbi as max over negated scores (slot 1).
     sign = em.new_tensor([1.0, -1.0]).view(2, 1, 1)
@@ -142,37 +136,46 @@ def crf_bounds(
     em2 = sign.unsqueeze(1) * em.unsqueeze(0)  # [2, B, T, K]
     delta = sign * start.view(1, 1, K) + em2[:, :, 0]  # [2, B, K]
     backptr = torch.zeros(T, 2, B, K, dtype=torch.long)
+    min_len = int(lengths.min())
 
     for t in range(1, T):
-        mt = maskc[:, t]
-        alpha_f = torch.where(mt, _lse_step(alpha_f, exp_t, tmax) + em[:, t], alpha_f)
-        alpha_b = torch.where(mt, _lse_step(alpha_b, exp_tt, tmax) + em_rev[:, t], alpha_b)
-        if with_marginals:
-            hist_f[:, t], hist_b[:, t] = alpha_f, alpha_b
+        m = alpha.amax(dim=2, keepdim=True)
+        new_alpha = torch.log(torch.bmm(torch.exp(alpha - m), exp_pair)) + m + tmax + em_pair[:, :, t]
         best, idx = (delta.unsqueeze(3) + tt).max(dim=2)
-        delta = torch.where(mt.unsqueeze(0), best + em2[:, :, t], delta)
+        new_delta = best + em2[:, :, t]
+        if t < min_len:  # every sequence is still running: no masking needed (the common case)
+            alpha, delta = new_alpha, new_delta
+        else:
+            mt = maskc[:, t].unsqueeze(0)
+            alpha = torch.where(mt, new_alpha, alpha)
+            delta = torch.where(mt, new_delta, delta)
+        if with_marginals:
+            hist[:, :, t] = alpha
         backptr[t] = idx
 
-    log_z = torch.logsumexp(alpha_f + end, dim=1)
+    log_z = torch.logsumexp(alpha[0] + end, dim=1)
     final = delta + sign * end.view(1, 1, K)
-    scores, last_tag = final.max(dim=2)  # [2, B]
+    scores, cur = final.max(dim=2)  # [2, B]
 
     # Vectorised back-tracking: walk t = T-1..0; sequences shorter than t+1 just wait.
     paths = torch.zeros(2, B, T, dtype=torch.long)
-    cur = last_tag
-    bidx = torch.arange(B)
     for t in range(T - 1, -1, -1):
+        if t < min_len:
+            paths[:, :, t] = cur
+            if t > 0:
+                cur = backptr[t].gather(2, cur.unsqueeze(2)).squeeze(2)
+            continue
         valid = (t < lengths).unsqueeze(0)  # [1, B]
         paths[:, :, t] = torch.where(valid, cur, torch.zeros_like(cur))
         if t > 0:
-            prev = torch.stack([backptr[t, s][bidx, cur[s]] for s in range(2)])
+            prev = backptr[t].gather(2, cur.unsqueeze(2)).squeeze(2)
             cur = torch.where(valid, prev, cur)
 
     marg = None
     if with_marginals:
-        # hist_b[s] at reversed step s holds beta_{L-1-s} + em[L-1-s]; un-reverse, remove the emission.
-        beta = reverse_within_length(hist_b, lengths) - em
-        marg = torch.exp(hist_f + beta - log_z.view(B, 1, 1))
+        # hist[1] at reversed step s holds beta_{L-1-s} + em[L-1-s]; un-reverse, remove the emission.
+        beta = reverse_within_length(hist[1], lengths) - em
+        marg = torch.exp(hist[0] + beta - log_z.view(B, 1, 1))
         marg = marg * maskc.to(dtype)
     return CRFBounds(
         log_z=log_z,

@@ -229,6 +229,11 @@ def _short(body: Any, limit: int = 300) -> str:
     return s[:limit] + ("..." if len(s) > limit else "")
 
 
+#: ``include`` of the task list: the task fields and, because Label Studio applies it to the nested
+#: annotations as well, the annotation fields training needs (see :meth:`LSClient.fetch_tasks`).
+TASK_INCLUDE = "id,data,annotations,project,result,was_cancelled,ground_truth,updated_at,created_at"
+
+
 class LSClient:
     """Label Studio at ``url`` with ``api_key`` (legacy token or PAT; the SDK tells them apart)."""
 
@@ -308,10 +313,13 @@ class LSClient:
 
         ``fields=all`` is needed for annotations, but it also serialises every stored prediction of
         every model version (about 14 MB per version at 10k tasks, PROTOCOL.md §9), so ``include``
-        (Label Studio's flex-fields parameter) keeps only what training reads."""
+        (Label Studio's flex-fields parameter) keeps only what training reads. ``include`` also filters
+        the fields of the nested annotations (tested on 1.23.2: with only ``annotations`` listed, each
+        annotation came back as ``{"id", "project"}`` with no ``result``), so the annotation fields
+        that :func:`choose_annotation` and :func:`regions_to_entities` read are listed too."""
 
         def run() -> list[dict[str, Any]]:
-            pager = self.sdk.tasks.list(project=project_id, fields="all", include="id,data,annotations,project", page_size=page_size)
+            pager = self.sdk.tasks.list(project=project_id, fields="all", include=TASK_INCLUDE, page_size=page_size)
             return [self._dump(t) for t in pager]
 
         return self._call(f"list tasks of project {project_id}", run)

@@ -159,7 +159,6 @@ class NerModel:
         return self.vocab.encode(text)
 
     # ---- inference -----------------------------------------------------------------------------
-    @torch.no_grad()
     def predict(
         self,
         texts: Sequence[str],
@@ -168,44 +167,57 @@ class NerModel:
         return_marginals: bool = False,
         tagger: Tagger | None = None,
         with_lossnet: bool = True,
+        workers: int = 1,
     ) -> list[RecordScore]:
         """Entities with confidences and L_min/L_max/P(y_max)/L_pred per text (``with_lossnet=False`` skips
         the loss net, which costs more than the tagger, when only entities are wanted). Read-only on the model,
-        so concurrent calls are safe; never call it on a model that is being trained."""
+        so concurrent calls are safe; never call it on a model that is being trained.
+
+        ``workers`` > 1 runs batches in that many threads with one torch thread each: this Bi-LSTM's small
+        matrix products do not speed up with intra-op threads, but independent batches on separate cores do.
+        """
         tagger = tagger or self.served
         n = len(texts)
         chunks = make_chunks(texts, self.encode, self.max_len)
+        batches = [[chunks[i] for i in b] for b in length_batches(chunks, max_batch=max_batch, max_chars=batch_chars)]
+        use_lossnet = with_lossnet and self.lossnet is not None
+
+        def run(cs: list) -> dict[str, Any]:
+            return self._score_batch(cs, tagger, use_lossnet, return_marginals)
+
+        if workers > 1 and len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            prev = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(max_workers=workers) as ex:
+                    results = list(ex.map(run, batches))
+            finally:
+                torch.set_num_threads(prev)
+        else:
+            results = [run(cs) for cs in batches]
+
         l_min = np.zeros(n)
         l_max = np.zeros(n)
         l_pred = np.zeros(n)
         ents: list[list[SpanPrediction]] = [[] for _ in range(n)]
         margs: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(n)]
-        for batch in length_batches(chunks, max_batch=max_batch, max_chars=batch_chars):
-            cs = [chunks[i] for i in batch]
-            ids, mask, _ = collate(cs)
-            em, layers = tagger(ids, mask)
-            b = tagger.bounds(em, mask, with_marginals=True)
-            assert b.marginals is not None
-            path_p = b.marginals.gather(2, b.best_path.unsqueeze(2)).squeeze(2)
-            # prefix sums turn each span's mean confidence into two lookups
-            cum = torch.cat([path_p.new_zeros(len(cs), 1), path_p.cumsum(1)], dim=1).numpy()
-            lmin, lmax = b.l_min.numpy(), b.l_max.numpy()
-            use_lossnet = with_lossnet and self.lossnet is not None
-            lp = self._lossnet_scores(layers, mask, b) if use_lossnet else None
-            paths = b.best_path.numpy()
+        for cs, res in zip(batches, results):
+            cum, paths = res["cum"], res["paths"]
             for j, c in enumerate(cs):
                 r, k = c.record, len(c.ids)
-                l_min[r] += lmin[j]
-                l_max[r] += lmax[j]
-                if lp is not None:
-                    l_pred[r] += lp[j]
+                l_min[r] += res["l_min"][j]
+                l_max[r] += res["l_max"][j]
+                if res["l_pred"] is not None:
+                    l_pred[r] += res["l_pred"][j]
                 text = texts[r]
                 for e in tags_to_entities(paths[j, :k], self.scheme, offset=c.start):
                     a, z = e.start - c.start, e.end - c.start
                     conf = float((cum[j, z] - cum[j, a]) / (z - a))
                     ents[r].append(SpanPrediction(e.start, e.end, e.label, text[e.start : e.end], conf))
                 if return_marginals:
-                    margs[r].append((c.start, b.marginals[j, :k].numpy().astype(np.float32)))
+                    margs[r].append((c.start, res["marginals"][j, :k]))
         out = []
         for r in range(n):
             m = None
@@ -218,13 +230,33 @@ class NerModel:
                     l_min=float(l_min[r]),
                     l_max=float(l_max[r]),
                     p_max=math.exp(-float(l_min[r])),
-                    l_pred=float(l_pred[r]) if (with_lossnet and self.lossnet is not None) else None,
+                    l_pred=float(l_pred[r]) if use_lossnet else None,
                     n_chars=len(texts[r]),
                     marginals=m,
                 )
             )
         return out
 
+    @torch.no_grad()
+    def _score_batch(self, cs: list, tagger: Tagger, use_lossnet: bool, return_marginals: bool) -> dict[str, Any]:
+        """The tensor work for one batch of chunks, returned as numpy arrays (safe to run in a thread)."""
+        ids, mask, _ = collate(cs)
+        em, layers = tagger(ids, mask)
+        b = tagger.bounds(em, mask, with_marginals=True)
+        assert b.marginals is not None
+        path_p = b.marginals.gather(2, b.best_path.unsqueeze(2)).squeeze(2)
+        # prefix sums turn each span's mean confidence into two lookups
+        cum = torch.cat([path_p.new_zeros(len(cs), 1), path_p.cumsum(1)], dim=1).numpy()
+        return {
+            "l_min": b.l_min.numpy(),
+            "l_max": b.l_max.numpy(),
+            "l_pred": self._lossnet_scores(layers, mask, b) if use_lossnet else None,
+            "paths": b.best_path.numpy(),
+            "cum": cum,
+            "marginals": b.marginals.numpy().astype(np.float32) if return_marginals else None,
+        }
+
+    @torch.no_grad()
     def _lossnet_scores(self, layers: list[torch.Tensor], mask: torch.Tensor, b: Any) -> np.ndarray:
         if self.lossnet_kind == "lpn":
             bounds = torch.stack([b.l_min, b.l_max], dim=1).float()

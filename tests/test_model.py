@@ -123,3 +123,12 @@ def test_jsonl_round_trip(tmp_path):
     recs = [Record("a", "😀糖尿病", [Entity(1, 4, "疾病和诊断")])]
     write_jsonl(recs, tmp_path / "x.jsonl")
     assert read_jsonl(tmp_path / "x.jsonl") == recs
+
+
+def test_parallel_workers_give_identical_results(tiny_model):
+    texts = HARD_TEXTS * 6
+    one = tiny_model.predict(texts, max_batch=2)
+    two = tiny_model.predict(texts, max_batch=2, workers=2)
+    assert [s.entities for s in one] == [s.entities for s in two]
+    assert [s.l_min for s in one] == pytest.approx([s.l_min for s in two], abs=1e-9)
+    assert [s.l_pred for s in one] == pytest.approx([s.l_pred for s in two], abs=1e-6)
