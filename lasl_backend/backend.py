@@ -503,7 +503,8 @@ class LaslBackend:
                 self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def train_config(self) -> Any:
+    def train_config(self, fine_tune: bool = False) -> Any:
+        """The run's settings; fine-tuning runs (a previous version exists) get the wall-clock budget."""
         from .training import TrainConfig
 
         s = self.settings
@@ -516,6 +517,7 @@ class LaslBackend:
             mean_teacher=True,
             lossnet="lpn",
             threads=s.torch_threads or None,
+            max_seconds=(s.train_seconds or None) if fine_tune else None,
         )
         kw.update(dict(s.train_overrides))
         return TrainConfig(**kw)
@@ -584,7 +586,7 @@ class LaslBackend:
             labeled=[t.to_record() for t in train_tasks],
             unlabeled_texts=[u.text for u in ds.unlabeled],
             labels=list(ner.labels),
-            config=self.train_config(),
+            config=self.train_config(fine_tune=base is not None),
             base=base,
             progress=self._progress,
             should_stop=self._stop.is_set,
@@ -604,7 +606,7 @@ class LaslBackend:
         version = self.store.new_version_name(pid)
         round_t = int(version.split("-")[1][1:]) - 1
         pool_texts = [u.text for u in ds.unlabeled]
-        rs = model.predict(pool_texts, max_batch=s.predict_batch) if pool_texts else []
+        rs = model.predict(pool_texts, max_batch=s.predict_batch, workers=s.score_workers) if pool_texts else []
         normalizer = None
         if rs and all(r.l_pred is not None for r in rs):
             normalizer = DBSNormalizer.from_pool(PoolScores.from_scores(rs, round=round_t), s.schedule)

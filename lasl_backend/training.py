@@ -75,6 +75,7 @@ class TrainConfig:
     lpn_weight: float = 1.0
     lpn_backprop: bool = False
     threads: int | None = None
+    max_seconds: float | None = None  # wall-clock budget: fine-tuning in a live backend must end in time
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,9 +207,13 @@ def train_lasl(
         u_losses: list[float] = []
         for m in model.modules():
             m.train()
+        out_of_time = False
         for _ in range(min(period, total_steps - step)):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled("training was asked to stop")
+            if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds and step > 0:
+                out_of_time = True
+                break
             ids, mask, tags = collate(next(lab_stream))
             em, layers = student(ids, mask)
             nll = student.nll(em, tags, mask)  # type: ignore[arg-type]
@@ -273,6 +278,9 @@ def train_lasl(
         history.append(row)
         if progress is not None:
             progress(dict(row, total_epochs=n_periods))
+        if out_of_time:
+            log.info("time budget of %.0fs used after %d steps", cfg.max_seconds, step)
+            break
         if dev_recs and bad_periods >= cfg.patience:
             log.info("early stop after period %d (best %d, dev F1 %.4f)", p + 1, best["epoch"] if best else -1, best_f1)
             break

@@ -1,7 +1,8 @@
 // Screenshots of a running demo (`make demo`) for the README, taken with Debian's headless Chromium.
 //
 // How to run (node_modules stay OUTSIDE the repository; no `npx playwright install` needed):
-//   apt-get install -y chromium                      # Debian's package: /usr/bin/chromium
+//   apt-get install -y chromium fonts-noto-cjk fonts-noto-color-emoji   # Debian's Chromium; without the
+//                                                    # CJK font every Chinese character renders as a box
 //   mkdir -p /tmp/shot && (cd /tmp/shot && npm init -y && npm install playwright-core@1)
 //   .venv/bin/python -m lasl_backend.demo &          # prints URL, login and API token; wait for training
 //   LS_URL=http://127.0.0.1:8080 LS_USER=demo@example.com LS_PASS=<password> LS_TOKEN=<token> \
@@ -95,6 +96,12 @@ try {
   const cols = (await api(`/api/dm/columns?project=${PROJECT}`)).columns.filter((c) => !c.parent && !c.children);
   const shown = new Set(["id", "total_annotations", "total_predictions", "predictions_score", "predictions_model_versions"]);
   const hidden = cols.filter((c) => !shown.has(c.id)).map((c) => `tasks:${c.id}`);
+  // reuse-safe: drop a tab of the same title left by an earlier run
+  for (const v of await api(`/api/dm/views?project=${PROJECT}`)) {
+    if (v.data && v.data.title === "Queue by score") {
+      await fetch(`${LS}/api/dm/views/${v.id}`, { method: "DELETE", headers: { Authorization: `Token ${TOKEN}` } });
+    }
+  }
   const view = await api(`/api/dm/views`, {
     method: "POST",
     body: JSON.stringify({

@@ -81,3 +81,9 @@ def test_errors_and_cancel(records):
         train_lasl(records[:5], labels=["药物"], config=TrainConfig(max_epochs=1, min_steps=0, dev_fraction=0.0))
     with pytest.raises(TrainingCancelled):
         train_lasl(records[:5], config=TrainConfig(max_epochs=1, min_steps=0, dev_fraction=0.0), should_stop=lambda: True)
+
+
+def test_time_budget_ends_the_run_early(records):
+    cfg = TrainConfig(max_epochs=50, min_steps=0, dev_fraction=0.0, max_seconds=0.5)
+    res = train_lasl(records[:30], config=cfg)
+    assert 0 < res.steps < 50 * 3  # 30 records are ~3 batches per epoch: far fewer steps were run
