@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--round-steps", type=int, default=120, help="minimum optimizer steps per fine-tuning round")
     s.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (one thread each)")
     s.add_argument("--full-f1", type=float, default=None, help="all-data F1 for the dashed line and the 95%%/98%% lines")
+    s.add_argument("--report-only", action="store_true", help="only rewrite results.csv/json and the PNG from the saved state")
     s.add_argument("--max-test", type=int, default=None, help="evaluate on the first N test records only (smoke runs)")
     s.set_defaults(func=cmd_simulate)
 

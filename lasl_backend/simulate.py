@@ -69,6 +69,7 @@ class SimSettings:
     round_min_steps: int = 120
     normalize_length: bool = False
     max_test: int | None = None
+    full_f1: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -79,7 +80,8 @@ def _emit(msg: str) -> None:
 
 
 def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> list[dict[str, Any]]:
-    """One (strategy, seed) run, resumable; returns all its rows."""
+    """One (strategy, seed) run, resumable; returns all its rows. Results files are rewritten after
+    every round, so a long matrix shows its curves as they come."""
     import torch
 
     from .data import read_jsonl
@@ -199,6 +201,7 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
         tmp_state = sdir / "state.tmp.json"
         tmp_state.write_text(json.dumps({"rows": rows, "labeled": labeled}))
         os.replace(tmp_state, state_path)
+        write_results(out, settings, settings.full_f1)
         _emit(f"[{strategy_name} s{seed}] round {rnd:2d}: {len(labeled):4d} records ({row['labeled_fraction']:.0%}), "
               f"F1 {f1:.4f}, Λ {lam:.3f}, {row['round_seconds']:.1f}s")
     return rows
@@ -302,6 +305,11 @@ def main_from_args(args: argparse.Namespace) -> int:
             raise ValueError(f"{out} holds a simulation with other settings {keep}; use another --out")
     settings_path.write_text(json.dumps(settings.to_dict(), indent=1))
     full_f1 = args.full_f1
+    settings.full_f1 = full_f1
+    if args.report_only:
+        rows = write_results(out, settings, full_f1)
+        _emit(f"{len(rows)} rows from {out / 'state'} → {out / 'results.csv'}, {out / 'learning_curves.png'}")
+        return 0
     jobs = [(settings, s, seed, str(out)) for seed in seeds for s in strategies]
     t0 = time.perf_counter()
     _emit(f"simulating {len(jobs)} runs ({', '.join(strategies)} × seeds {seeds}), {args.rounds} rounds, {args.jobs} in parallel; results in {out}")
