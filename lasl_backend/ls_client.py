@@ -114,8 +114,12 @@ def _ts(a: dict[str, Any]) -> tuple[str, str, int]:
 
 def choose_annotation(annotations: Iterable[Any]) -> dict[str, Any] | None:
     """The annotation a task trains on: skip cancelled ones; prefer ground truth, else the latest
-    (by ``updated_at``, then ``created_at``, then id). None if nothing usable is left."""
-    usable = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled") and isinstance(a.get("result", []), list)]
+    (by ``updated_at``, then ``created_at``, then id). None if nothing usable is left.
+
+    An annotation without a ``result`` field is unusable, not empty: Label Studio 1.23 strips nested
+    annotation fields that a task list's ``include`` does not name, and reading that as "no entities"
+    once trained every model on blank labels."""
+    usable = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled") and isinstance(a.get("result"), list)]
     if not usable:
         return None
     gt = [a for a in usable if a.get("ground_truth")]

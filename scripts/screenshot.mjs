@@ -15,8 +15,9 @@
 //  1. Waits until the project's model_version is a trained version (not the backend title or the
 //     cold-start version) and the unlabeled tasks hold predictions of it.
 //  2. Logs in through the real login form (Label Studio needs a session cookie for its UI).
-//  3. docs/screenshot-editor.png: opens the unlabeled task with the LOWEST prediction score (the one
-//     "Uncertainty sampling" serves next) in the labeling editor, showing the model's pre-annotations.
+//  3. docs/screenshot-editor.png: opens the task with the LOWEST current-version prediction score
+//     that has at least one region (right after a run: the task "Uncertainty sampling" serves next)
+//     in the labeling editor, showing the model's pre-annotations.
 //  4. docs/screenshot-queue.png: creates a Data Manager tab sorted by "Prediction score" (ascending)
 //     with that column visible, and captures it.
 import { createRequire } from "node:module";

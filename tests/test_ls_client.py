@@ -171,3 +171,12 @@ def test_unreachable_is_transient() -> None:
 def test_missing_credentials_are_refused() -> None:
     with pytest.raises(LabelStudioRequestError):
         LSClient("", "x")
+
+
+def test_annotation_without_result_field_is_unusable_not_empty() -> None:
+    from lasl_backend.ls_client import TASK_INCLUDE, choose_annotation
+
+    # what LS 1.23.2 returns for nested annotations when `include` omits their fields
+    assert choose_annotation([{"id": 1, "project": 1}]) is None
+    assert choose_annotation([{"id": 1, "result": []}]) == {"id": 1, "result": []}  # a real empty annotation
+    assert {"result", "was_cancelled", "ground_truth", "updated_at"} <= set(TASK_INCLUDE.split(","))
