@@ -556,11 +556,29 @@ def measure_push(api: LSApi, backend: BackendProcess, recs: Sequence[Any], n_poo
     return res
 
 
-def run_server_bench(records: Sequence[Any], quick: bool = False, workdir: Path | None = None, sizes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _terminate_as_exit(signum: int, frame: Any) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+def run_server_bench(
+    records: Sequence[Any],
+    quick: bool = False,
+    workdir: Path | None = None,
+    sizes: Mapping[str, Any] | None = None,
+    partial_path: Path | None = None,
+) -> dict[str, Any]:
     """Start Label Studio and the backend, measure (module doc), stop both; returns numbers with units.
 
     ``sizes`` overrides the counts (smoke tests): ``queue_labeled``, ``queue_total``, ``n_single``,
-    ``n_batch``, ``push_sizes``, ``queue_env`` (extra backend environment for the queue measurement)."""
+    ``n_batch``, ``push_sizes``, ``queue_env`` (extra backend environment for the queue measurement).
+    ``partial_path``: the results so far are rewritten there after every measurement, so a run that is
+    stopped (a timeout) keeps what it measured. SIGTERM stops Label Studio and the backend too (their own
+    process groups would otherwise outlive this process)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate_as_exit)
     t_start = time.monotonic()
     sz = dict(sizes or {})
     n_single, n_batch = (40, 5) if quick else (200, 20)
@@ -579,6 +597,13 @@ def run_server_bench(records: Sequence[Any], quick: bool = False, workdir: Path 
 
         pool_recs += make_records(max(push_sizes) - len(pool_recs), seed=8, mean_chars=418)
     pool_texts = [r.text for r in pool_recs]
+
+    def save() -> None:
+        if partial_path is not None:
+            out["wall_s"] = round(time.monotonic() - t_start, 1)
+            Path(partial_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(partial_path).write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
     with ExitStack() as stack:
         tmp = Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lasl-bench-server-")))
         _log(f"work dir {tmp}")
@@ -589,16 +614,23 @@ def run_server_bench(records: Sequence[Any], quick: bool = False, workdir: Path 
         with BackendProcess(tmp / "models-a", tmp / "backend-a.log", dict(common, **sz.get("queue_env", {}))) as backend:
             queue, pid, version, cfg = measure_queue(api, ls.url, ls.token, backend, recs, q_labeled, 900)
             out[f"queue_{q_labeled}_labeled_{q_total - q_labeled}_unlabeled"] = queue
+            save()
             unlabeled_texts = [r.text for r in recs[q_labeled:]]
             out["predict"] = measure_predict(backend.url, pid, cfg, unlabeled_texts, n_single, n_batch, 120 if quick else 300)
+            save()
             try:
                 out["predict_profile_in_process"] = profile_single(Path(backend.env["MODEL_DIR"]), pid, version, unlabeled_texts, 15 if quick else 30)
             except Exception as exc:  # noqa: BLE001 - a profile is extra
                 out["predict_profile_in_process"] = {"error": f"{type(exc).__name__}: {exc}"}
+            save()
         capped = dict(common, LASL_EPOCHS="1", LASL_MIN_STEPS="10", LASL_MAX_STEPS="10")
         with BackendProcess(tmp / "models-b", tmp / "backend-b.log", capped) as backend:
             for n in push_sizes:
-                out[f"push_{n}"] = measure_push(api, backend, recs, n, pool_texts, 1200)
+                try:
+                    out[f"push_{n}"] = measure_push(api, backend, recs, n, pool_texts, 1800)
+                except (RuntimeError, TimeoutError) as exc:  # keep the other numbers
+                    out[f"push_{n}"] = {"error": f"{type(exc).__name__}: {exc}"}
+                save()
     out["machine"]["loadavg_end"] = loadavg()
     out["wall_s"] = round(time.monotonic() - t_start, 1)
     out["summary"] = _summary(out)
@@ -638,7 +670,10 @@ if __name__ == "__main__":  # pragma: no cover - `lasl bench --server` is the us
     d = Path(a.data) if a.data else _default_data_dir()
     recs_, src = load_records(d, 1000)
     _log(f"records: {src}")
-    report = {"data": src, "server": run_server_bench(recs_, quick=a.quick)}
+    partial = a.out.with_suffix(".partial.json") if a.out else None
+    report = {"data": src, "server": run_server_bench(recs_, quick=a.quick, partial_path=partial)}
+    if partial is not None and partial.exists():
+        partial.unlink()
     text = json.dumps(report, ensure_ascii=False, indent=1)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -269,12 +269,13 @@ def train_lasl(
             if teacher is not None:
                 row["teacher_f1"] = evaluate_model(model, dev_recs, tagger=teacher)["micro"]["f1"]
             row["dev_f1"] = max(row["student_f1"], row.get("teacher_f1", -1.0))
-            if row["dev_f1"] > best_f1:
-                best_f1, bad_periods = row["dev_f1"], 0
+            # ties go to the later, longer-trained period (an all-zero F1 early on must not pin epoch 1);
+            # only a strict improvement resets the patience
+            bad_periods = 0 if row["dev_f1"] > best_f1 else bad_periods + 1
+            if row["dev_f1"] >= best_f1:
+                best_f1 = row["dev_f1"]
                 serve = "teacher" if teacher is not None and row["teacher_f1"] >= row["student_f1"] else "student"
                 best = {"state": _snapshot(model), "serve": serve, "epoch": p + 1}
-            else:
-                bad_periods += 1
         history.append(row)
         if progress is not None:
             progress(dict(row, total_epochs=n_periods))

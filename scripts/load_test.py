@@ -225,6 +225,12 @@ def main() -> int:
     if args.backend_url and args.project is None:
         ap.error("--backend-url needs --project")
 
+    import signal
+
+    def _stop(signum: int, frame: Any) -> None:  # SIGTERM (e.g. `timeout`): leave through the ExitStack,
+        raise SystemExit(f"stopped by signal {signum}")  # which stops Label Studio and the backend
+
+    signal.signal(signal.SIGTERM, _stop)
     from lasl_backend.synthetic import make_records
 
     recs = make_records(max(args.labeled + args.unlabeled, 50), seed=21, mean_chars=418)

@@ -87,3 +87,18 @@ def test_time_budget_ends_the_run_early(records):
     cfg = TrainConfig(max_epochs=50, min_steps=0, dev_fraction=0.0, max_seconds=0.5)
     res = train_lasl(records[:30], config=cfg)
     assert 0 < res.steps < 50 * 3  # 30 records are ~3 batches per epoch: far fewer steps were run
+
+
+def test_dev_f1_ties_keep_the_later_period(records):
+    """Records without entities give dev F1 0.0 every period: the kept model must be the last one,
+    not the barely trained first one."""
+    from lasl_backend.data import Record
+
+    blank = [Record(r.id, r.text, []) for r in records[:30]]
+    cfg = TrainConfig(max_epochs=4, min_steps=0, dev_fraction=0.34, min_dev_records=5, patience=10, seed=0)
+    res = train_lasl(blank, labels=["药物"], config=cfg)
+    assert [h["dev_f1"] for h in res.history] == [0.0] * 4
+    last_state = res.model.student.state_dict()
+    # retraining for 1 period gives a different (less trained) model than the one kept
+    one = train_lasl(blank, labels=["药物"], config=TrainConfig(max_epochs=1, min_steps=0, dev_fraction=0.34, min_dev_records=5, seed=0))
+    assert any(not torch.equal(last_state[k], v) for k, v in one.model.student.state_dict().items())
