@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -175,6 +176,7 @@ def run_bench(data_dir: Path | None, threads: int = 2, quick: bool = False, serv
     training = bench_training(records, 10 if quick else 60)
     _log(f"  {training['chars_per_s']:.0f} chars/s")
     report: dict[str, Any] = {
+        "loadavg_1_5_15_at_end": list(os.getloadavg()),
         "data": source,
         "threads": threads,
         "torch": torch.__version__,
