@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .crf import reverse_within_length
+from .encoders import BiLSTM
 
 __all__ = [
     "ranking_loss",
@@ -86,20 +87,6 @@ def masked_max(x: Tensor, mask: Tensor) -> Tensor:
     return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
 
 
-class _BiLSTMLayer(nn.Module):
-    """One Bi-LSTM layer built from two one-way LSTMs (the backward one reads reversed sequences)."""
-
-    def __init__(self, input_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fwd = nn.LSTM(input_dim, hidden, batch_first=True)
-        self.bwd = nn.LSTM(input_dim, hidden, batch_first=True)
-
-    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        h_f, _ = self.fwd(x)
-        h_b, _ = self.bwd(reverse_padded(x, lengths))
-        return torch.cat([h_f, reverse_padded(h_b, lengths)], dim=-1)
-
-
 _POOLINGS = ("mean", "max", "meanmax")
 
 
@@ -142,7 +129,7 @@ class LossPredictionNet(nn.Module):
         self.use_bounds = use_bounds
         self.pooling = pooling
         dims = [feature_dim] + [2 * hidden] * num_layers
-        self.layers = nn.ModuleList(_BiLSTMLayer(dims[i], hidden) for i in range(num_layers))
+        self.layers = nn.ModuleList(BiLSTM(dims[i], hidden) for i in range(num_layers))
         self.dropout = nn.Dropout(dropout)
         pooled = 2 * hidden * (2 if pooling == "meanmax" else 1)
         self.fc = nn.Linear(pooled + (2 if use_bounds else 0), 1)
@@ -154,10 +141,9 @@ class LossPredictionNet(nn.Module):
         if features.dim() != 3 or features.shape[-1] != self.feature_dim:
             raise ValueError(f"features must be [B, T, {self.feature_dim}], got {tuple(features.shape)}")
         mask = mask.bool()
-        lengths = mask.sum(1)
         h = features
         for layer in self.layers:
-            h = self.dropout(layer(h, lengths))
+            h = self.dropout(layer(h, mask))
         if self.pooling == "mean":
             pooled = masked_mean(h, mask)
         elif self.pooling == "max":

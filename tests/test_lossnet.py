@@ -129,7 +129,7 @@ def test_lpn_layer_directions_read_within_length():
     torch.manual_seed(1)
     net = LossPredictionNet(feature_dim=3, hidden=4, use_bounds=False, num_layers=1).eval()
     x = torch.randn(1, 6, 3)
-    lengths = torch.tensor([6])
+    lengths = torch.ones(1, 6, dtype=torch.bool)  # the layer takes the [B, T] mask
     layer = net.layers[0]
     h = layer(x, lengths)
     x2 = x.clone()
