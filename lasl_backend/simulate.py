@@ -65,8 +65,8 @@ class SimSettings:
     encoder: str = "char"
     threads: int = 1
     first_round_min_steps: int = 600
-    round_epochs: int = 3
-    round_min_steps: int = 120
+    round_epochs: int = 2
+    round_min_steps: int = 100
     normalize_length: bool = False
     max_test: int | None = None
     full_f1: float | None = None
@@ -293,7 +293,7 @@ def main_from_args(args: argparse.Namespace) -> int:
     settings = SimSettings(
         data=str(data), strategies=strategies, seeds=seeds, init=args.init, step=args.step, rounds=args.rounds,
         encoder=args.encoder, threads=1, normalize_length=args.normalize_length,
-        round_epochs=args.epochs_per_round or 3, max_test=args.max_test,
+        round_epochs=args.epochs_per_round, max_test=args.max_test,
         first_round_min_steps=args.first_round_steps, round_min_steps=args.round_steps,
     )
     settings_path = out / "settings.json"
