@@ -37,7 +37,7 @@ from .batching import Chunk, collate, length_batches, make_chunks
 from .data import Record
 from .lossnet import make_lpn_optimizer, ranking_loss
 from .metrics import entity_prf
-from .model import NerModel
+from .model import NerModel, build_lossnet
 from .spans import LabelScheme
 from .teacher import consistency_loss, ema_update, make_teacher
 
@@ -160,8 +160,6 @@ def train_lasl(
         model = base.clone()
         model.extend_vocab(all_texts)
         if cfg.lossnet != model.lossnet_kind:
-            from .model import build_lossnet
-
             model.lossnet, model.lossnet_kind = build_lossnet(cfg.lossnet, model.student), cfg.lossnet
     scheme: LabelScheme = model.scheme
     student = model.student
