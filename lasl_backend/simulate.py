@@ -112,15 +112,15 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
     rows: list[dict[str, Any]] = []
     labeled: list[int]
     model: NerModel | None = None
-    prev_marg: list[np.ndarray] | None = None
+    # TOD compares the current model's marginals with the previous round's model's: keep both.
+    last_marg: list[np.ndarray] | None = None  # marginals of the latest model (the one that queries next)
+    prev_marg: list[np.ndarray] | None = None  # marginals of the model before it
     if state_path.is_file():
         st = json.loads(state_path.read_text())
         rows, labeled = st["rows"], st["labeled"]
         if rows:
             model = NerModel.load(sdir / "model")
-            if (sdir / "marginals.npz").is_file():
-                z = np.load(sdir / "marginals.npz")
-                prev_marg = [z[f"m{i}"] for i in range(len(z.files))]
+            last_marg, prev_marg = _load_marginals(sdir / "marginals.npz"), _load_marginals(sdir / "marginals_prev.npz")
             _emit(f"[{strategy_name} s{seed}] resuming after round {rows[-1]['round']}")
     else:
         labeled = sorted(np.random.default_rng(seed).choice(N, n_init, replace=False).tolist())
@@ -194,10 +194,12 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
         # persist: model, marginals, then the state that names them (so a crash between leaves the old round)
         model.save(sdir / "model")
         if new_marg is not None:
-            tmp = sdir / "marginals.tmp.npz"
-            np.savez(tmp, **{f"m{i}": m for i, m in enumerate(new_marg)})
-            os.replace(tmp, sdir / "marginals.npz")
-            prev_marg = new_marg
+            prev_marg, last_marg = last_marg, new_marg
+            for name, marg in (("marginals_prev.npz", prev_marg), ("marginals.npz", last_marg)):
+                if marg is not None:
+                    tmp = sdir / f"tmp.{name}"
+                    np.savez(tmp, **{f"m{i}": m for i, m in enumerate(marg)})
+                    os.replace(tmp, sdir / name)
         tmp_state = sdir / "state.tmp.json"
         tmp_state.write_text(json.dumps({"rows": rows, "labeled": labeled}))
         os.replace(tmp_state, state_path)
@@ -205,6 +207,13 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
         _emit(f"[{strategy_name} s{seed}] round {rnd:2d}: {len(labeled):4d} records ({row['labeled_fraction']:.0%}), "
               f"F1 {f1:.4f}, Λ {lam:.3f}, {row['round_seconds']:.1f}s")
     return rows
+
+
+def _load_marginals(path: Path) -> list[np.ndarray] | None:
+    if not path.is_file():
+        return None
+    z = np.load(path)
+    return [z[f"m{i}"] for i in range(len(z.files))]
 
 
 def collect_rows(out: Path) -> list[dict[str, Any]]:

@@ -78,3 +78,17 @@ def test_simulate_bad_options(data_dir, tmp_path, capsys, argv, msg):
 def test_simulate_missing_data(tmp_path, capsys):
     assert main(["simulate", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "train.jsonl" in capsys.readouterr().err
+
+
+def test_tod_compares_two_different_models(data_dir, tmp_path):
+    """TOD needs the marginals of the querying model AND of the model before it (not the same one twice)."""
+    import numpy as np
+
+    out = tmp_path / "sim"
+    assert _run(data_dir, out, rounds=2, strategies="tod") == 0
+    sdir = out / "state" / "tod-s0"
+    last = np.load(sdir / "marginals.npz")
+    prev = np.load(sdir / "marginals_prev.npz")
+    rest = [k for k in last.files if last[k].size and prev[k].size]
+    assert rest, "no record scored by both models"
+    assert any(not np.allclose(last[k], prev[k]) for k in rest)
