@@ -79,6 +79,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 COLD_START_VERSION = "lasl-cold-start"
+#: reason of a follow-up run that continues a run cut short by its time budget
+CONTINUE_REASON = "CONTINUE_TRAINING"
 UNREADABLE_SCORE = 1.0
 
 
@@ -172,6 +174,7 @@ class LaslBackend:
         self._clients_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._stop = threading.Event()
+        self._continue_chain = 0  # follow-up runs in a row (see _should_continue)
         self._state: dict[str, Any] = {
             "status": "idle",
             "reason": None,
@@ -377,7 +380,8 @@ class LaslBackend:
         ]
 
     def _model_predict(self, served: ServedModel, texts: list[str]) -> list[Any]:
-        return served.model.predict(texts, max_batch=self.settings.predict_batch)
+        # workers: a one-record request runs its Bi-LSTM directions on two threads; a larger one its batches
+        return served.model.predict(texts, max_batch=self.settings.predict_batch, workers=self.settings.score_workers)
 
     def predict_with_issues(self, tasks: Sequence[Any], context: Any = None) -> tuple[list[dict[str, Any]], list[TaskIssue]]:
         """One result per task, in order, plus the tasks that could not be read (or predicted)."""
@@ -503,8 +507,10 @@ class LaslBackend:
                 self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def train_config(self, fine_tune: bool = False) -> Any:
-        """The run's settings; fine-tuning runs (a previous version exists) get the wall-clock budget."""
+    def train_config(self) -> Any:
+        """The run's settings. Every run, the first included, gets the wall-clock budget: the queue is
+        reordered within about a minute of a trigger, and a model still learning continues in follow-up
+        runs (see ``_should_continue``)."""
         from .training import TrainConfig
 
         s = self.settings
@@ -517,7 +523,8 @@ class LaslBackend:
             mean_teacher=True,
             lossnet="lpn",
             threads=s.torch_threads or None,
-            max_seconds=(s.train_seconds or None) if fine_tune else None,
+            max_seconds=s.train_seconds or None,
+            lpn_thread=s.train_threads >= 2,
         )
         kw.update(dict(s.train_overrides))
         return TrainConfig(**kw)
@@ -586,13 +593,15 @@ class LaslBackend:
             labeled=[t.to_record() for t in train_tasks],
             unlabeled_texts=[u.text for u in ds.unlabeled],
             labels=list(ner.labels),
-            config=self.train_config(fine_tune=base is not None),
+            config=self.train_config(),
             base=base,
             progress=self._progress,
             should_stop=self._stop.is_set,
         )
         model = result.model
         train_s = time.monotonic() - t_train
+        out_of_time = bool(getattr(result, "out_of_time", False))
+        prev_dev_f1 = served.meta.get("dev_f1") if base is not None and served is not None else None
 
         f1 = None
         if held:
@@ -631,6 +640,7 @@ class LaslBackend:
             "schedule": s.schedule,
             "round": round_t,
             "train_seconds": round(train_s, 3),
+            "out_of_time": out_of_time,
         }
         new = ServedModel(version, model, normalizer, meta)
         results = self.results_for(new, pool_texts, rs, ner)
@@ -674,6 +684,7 @@ class LaslBackend:
             finished_at=_now(),
             duration_s=round(time.monotonic() - t0, 3),
             push_seconds=round(push_s, 3),
+            follow_up=self._should_continue(reason, out_of_time, meta["dev_f1"], prev_dev_f1),
         )
         log.info(
             "project %s: version %s serving (labeled %d, unlabeled %d, held-out F1 %s, Λ %s) in %.1f s",
@@ -681,6 +692,20 @@ class LaslBackend:
             "n/a" if normalizer is None else f"{normalizer.lambda_t:.3f}", summary["duration_s"],
         )
         return summary
+
+    def _should_continue(self, reason: str, out_of_time: bool, dev_f1: float | None, prev_dev_f1: float | None) -> bool:
+        """Whether a run cut short by its time budget gets a follow-up run: yes while the model still
+        improves (dev F1 up by more than 0.002, or nothing to compare yet: no dev set, no previous dev F1,
+        or a previous F1 of 0 from a model too young to find entities), at most LASL_CONTINUE_RUNS in a row.
+        This keeps every trigger-to-queue time near LASL_TRAIN_SECONDS and still lets a first model train
+        to convergence, publishing a better version each minute."""
+        chain = self._continue_chain + 1 if reason == CONTINUE_REASON else 0
+        self._continue_chain = chain
+        if not out_of_time or chain >= self.settings.continue_runs:
+            return False
+        if dev_f1 is None or prev_dev_f1 is None or float(prev_dev_f1) <= 0.0:
+            return True
+        return float(dev_f1) > float(prev_dev_f1) + 0.002
 
     # ---- reporting ------------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from torch import nn
 
 from .batching import collate, length_batches, make_chunks
 from .checkpoint import CheckpointError, atomic_directory, read_checkpoint, write_checkpoint
-from .encoders import CharBiLSTMEncoder, TransformerVocab, load_transformer
+from .encoders import CharBiLSTMEncoder, TransformerVocab, load_transformer, parallel_directions
 from .lossnet import LearningLossNet, LossPredictionNet
 from .spans import LabelScheme, tags_to_entities
 from .tagger import Tagger
@@ -175,6 +175,8 @@ class NerModel:
 
         ``workers`` > 1 runs batches in that many threads with one torch thread each: this Bi-LSTM's small
         matrix products do not speed up with intra-op threads, but independent batches on separate cores do.
+        With a single batch (one short record: the /predict case) it runs each Bi-LSTM's two directions on
+        two threads instead.
         """
         tagger = tagger or self.served
         n = len(texts)
@@ -195,6 +197,9 @@ class NerModel:
                     results = list(ex.map(run, batches))
             finally:
                 torch.set_num_threads(prev)
+        elif workers > 1:
+            with parallel_directions():
+                results = [run(cs) for cs in batches]
         else:
             results = [run(cs) for cs in batches]
 

@@ -56,7 +56,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import __version__
-from .backend import LaslBackend, NotEnoughLabeledError
+from .backend import CONTINUE_REASON, LaslBackend, NotEnoughLabeledError
 from .config import ConfigError, Settings, install_secret_filter
 from .labelconfig import LabelConfigError
 from .ls_client import LabelStudioError
@@ -141,9 +141,11 @@ class TrainingManager:
         from .training import TrainingCancelled
 
         while True:
+            follow_up = False
             try:
                 backend = self._get_backend(project_id)
-                backend.fit(reason, data)
+                summary = backend.fit(reason, data)
+                follow_up = isinstance(summary, dict) and bool(summary.get("follow_up"))
             except NotEnoughLabeledError as exc:
                 log.info("project %s: not training yet: %s", project_id, exc)
             except TrainingCancelled:
@@ -152,6 +154,8 @@ class TrainingManager:
                 log.debug("project %s: run failed", project_id, exc_info=True)
             with self._lock:
                 st = self._runs[project_id]
+                if follow_up and not st.pending:  # the model was still improving when its budget ran out
+                    st.pending, st.pending_reason, st.pending_data = True, CONTINUE_REASON, None
                 if st.pending and not self._stopping:
                     reason, data = st.pending_reason or "coalesced", st.pending_data
                     st.pending, st.pending_reason, st.pending_data = False, None, None

@@ -63,6 +63,8 @@ class SimSettings:
     step: float
     rounds: int
     encoder: str = "char"
+    #: cores per run: ≥ 2 runs the loss net's backward on a second thread and scores the pool in two
+    #: batches at once. Results are bitwise the same for any value (tested), so resuming may change it.
     threads: int = 1
     first_round_min_steps: int = 600
     round_epochs: int = 2
@@ -93,7 +95,7 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
     from .strategies.tod import temporal_output_discrepancy
     from .training import TrainConfig, train_lasl
 
-    torch.set_num_threads(settings.threads)
+    torch.set_num_threads(1)  # more cores go to threads of our own (see SimSettings.threads)
     data = Path(settings.data)
     train = read_jsonl(data / "train.jsonl")
     test = read_jsonl(data / "test.jsonl")
@@ -138,7 +140,7 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
             if pending is not None and pending[0] == pool_idx:
                 scores = pending[1]  # scored right after the last round's training: same model, same pool
             else:  # resumed run: score again
-                scores = model.predict([train[i].text for i in pool_idx], return_marginals=strategy_name == "tod")
+                scores = model.predict([train[i].text for i in pool_idx], return_marginals=strategy_name == "tod", workers=settings.threads)
             tod = None
             if strategy_name == "tod":
                 cur = [s.marginals for s in scores]
@@ -158,20 +160,22 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
         unl_texts = [train[i].text for i in range(N) if i not in set(labeled)] if mean_teacher else []
         if model is None:
             cfg = TrainConfig(max_epochs=40, min_steps=settings.first_round_min_steps, dev_fraction=0.0, seed=rnd_seed,
-                              encoder=settings.encoder, mean_teacher=mean_teacher, lossnet=lossnet, patience=10**6)
+                              encoder=settings.encoder, mean_teacher=mean_teacher, lossnet=lossnet, patience=10**6,
+                              lpn_thread=settings.threads >= 2)
         else:
             cfg = TrainConfig(max_epochs=settings.round_epochs, min_steps=settings.round_min_steps, dev_fraction=0.0, seed=rnd_seed,
-                              encoder=settings.encoder, mean_teacher=mean_teacher, lossnet=lossnet, patience=10**6)
+                              encoder=settings.encoder, mean_teacher=mean_teacher, lossnet=lossnet, patience=10**6,
+                              lpn_thread=settings.threads >= 2)
         result = train_lasl(lab_recs, unl_texts, labels=labels, config=cfg, base=model)
         model = result.model
-        test_scores = model.predict(test_texts, with_lossnet=False)
+        test_scores = model.predict(test_texts, with_lossnet=False, workers=settings.threads)
         f1 = entity_prf([r.entities for r in test], [s.entities for s in test_scores])["micro"]["f1"]  # type: ignore[misc]
         # Λ_t of Eq. 7 on the remaining pool (for every strategy: it shows how confident the model is)
         rest = [i for i in range(N) if i not in set(labeled)]
         lam = float("nan")
         new_marg = None
         if rest and rnd < settings.rounds:
-            sc = model.predict([train[i].text for i in rest], return_marginals=strategy_name == "tod")
+            sc = model.predict([train[i].text for i in rest], return_marginals=strategy_name == "tod", workers=settings.threads)
             pending = (rest, sc)
             lam = float(get_schedule("pool_confidence")(PoolScores.from_scores(sc)))
             if strategy_name == "tod":
@@ -307,13 +311,15 @@ def main_from_args(args: argparse.Namespace) -> int:
     for f in ("train.jsonl", "test.jsonl"):
         if not (data / f).is_file():
             raise ValueError(f"{data / f}: missing (the simulator needs train.jsonl and test.jsonl)")
+    if args.threads < 1:
+        raise ValueError("--threads must be >= 1")
     if not (0 < args.init < 1 and 0 < args.step < 1 and args.rounds >= 0):
         raise ValueError("--init and --step must be fractions in (0, 1) and --rounds >= 0")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = SimSettings(
         data=str(data), strategies=strategies, seeds=seeds, init=args.init, step=args.step, rounds=args.rounds,
-        encoder=args.encoder, threads=1, normalize_length=args.normalize_length,
+        encoder=args.encoder, threads=args.threads, normalize_length=args.normalize_length,
         round_epochs=args.epochs_per_round, max_test=args.max_test,
         first_round_min_steps=args.first_round_steps, round_min_steps=args.round_steps,
     )
@@ -324,6 +330,9 @@ def main_from_args(args: argparse.Namespace) -> int:
         new = {k: settings.to_dict()[k] for k in keep}
         if keep != new:
             raise ValueError(f"{out} holds a simulation with other settings {keep}; use another --out")
+        # several invocations (one strategy each, say) share one --out: the record lists them all
+        settings.strategies = list(dict.fromkeys(list(old.get("strategies") or []) + strategies))
+        settings.seeds = list(dict.fromkeys(list(old.get("seeds") or []) + seeds))
     settings_path.write_text(json.dumps(settings.to_dict(), indent=1))
     full_f1 = args.full_f1
     settings.full_f1 = full_f1

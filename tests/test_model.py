@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import torch
@@ -132,3 +133,26 @@ def test_parallel_workers_give_identical_results(tiny_model):
     assert [s.entities for s in one] == [s.entities for s in two]
     assert [s.l_min for s in one] == pytest.approx([s.l_min for s in two], abs=1e-9)
     assert [s.l_pred for s in one] == pytest.approx([s.l_pred for s in two], abs=1e-6)
+
+
+def test_one_batch_with_workers_runs_directions_in_parallel_and_agrees(tiny_model, monkeypatch):
+    """A single batch (the one-record /predict) with workers=2 runs each Bi-LSTM's backward direction on
+    the helper pool; results equal the serial ones."""
+    from lasl_backend import encoders
+
+    calls = []
+    real = encoders.BiLSTM._backward_no_grad
+
+    def spy(self, x, lengths):
+        calls.append(threading.current_thread().name)
+        return real(self, x, lengths)
+
+    monkeypatch.setattr(encoders.BiLSTM, "_backward_no_grad", spy)
+    text = HARD_TEXTS[0] * 3
+    one = tiny_model.predict([text])
+    assert calls == []
+    two = tiny_model.predict([text], workers=2)
+    assert calls and all(n.startswith("bilstm-bwd") for n in calls)
+    assert one[0].entities == two[0].entities
+    assert one[0].l_min == pytest.approx(two[0].l_min, abs=1e-9)
+    assert one[0].l_pred == pytest.approx(two[0].l_pred, abs=1e-6)

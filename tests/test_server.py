@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from lasl_backend.backend import COLD_START_VERSION, UNREADABLE_SCORE, LaslBackend, ServedModel, dbs_score
+from lasl_backend.backend import COLD_START_VERSION, CONTINUE_REASON, UNREADABLE_SCORE, LaslBackend, ServedModel, dbs_score
 from lasl_backend.config import Settings
 from lasl_backend.model import RecordScore, SpanPrediction
 from lasl_backend.server import init_app
@@ -688,6 +688,43 @@ def test_single_flight_and_coalescing(tmp_path: Path) -> None:
     wait_idle(app)
     assert Slow.calls == 2 and Slow.max_active == 1
     assert app.extensions["lasl"].trainer.status(1) == {"running": False, "pending": False, "runs_started": 2, "coalesced": 4}
+
+
+def test_a_run_cut_short_while_improving_gets_a_follow_up_run(tmp_path: Path) -> None:
+    """fit() reports follow_up=True (budget used, dev F1 still rising): the manager runs one more,
+    with the continue reason, and stops when fit says so."""
+    reasons: list[str] = []
+
+    class Budgeted(LaslBackend):
+        def fit(self, event: str, data: Any = None, **kw: Any) -> dict[str, Any]:
+            reasons.append(event)
+            return {"follow_up": len(reasons) < 3}
+
+    app = init_app(Budgeted, settings=make_settings(tmp_path))
+    c = app.test_client()
+    assert c.post("/webhook", json=start_training()).get_json()["result"]["training"] == "started"
+    wait_idle(app)
+    assert reasons == ["START_TRAINING", CONTINUE_REASON, CONTINUE_REASON]
+    assert app.extensions["lasl"].trainer.status(1)["runs_started"] == 3
+
+
+@pytest.mark.parametrize(
+    "runs, expected",
+    [
+        # (reason, out_of_time, dev_f1, previous dev_f1) per run → follow_up per run
+        ([("START_TRAINING", False, 0.5, None)], [False]),  # ended on its epochs: converged
+        ([("START_TRAINING", True, None, None)], [True]),  # cut short, nothing to compare: go on
+        ([("START_TRAINING", True, 0.60, 0.50)], [True]),  # still improving
+        ([("START_TRAINING", True, 0.501, 0.50)], [False]),  # flat: stop
+        ([("START_TRAINING", True, 0.0, 0.0)], [True]),  # too young to find entities yet: go on
+        # the chain stops after LASL_CONTINUE_RUNS (2 here) follow-ups, and a new trigger resets it
+        ([("START_TRAINING", True, None, None), (CONTINUE_REASON, True, None, None),
+          (CONTINUE_REASON, True, None, None), ("ANNOTATION_CREATED", True, None, None)], [True, True, False, True]),
+    ],
+)
+def test_follow_up_rule(tmp_path: Path, runs: list[tuple[str, bool, float | None, float | None]], expected: list[bool]) -> None:
+    b = LaslBackend(project_id=1, settings=make_settings(tmp_path, continue_runs=2))
+    assert [b._should_continue(*r) for r in runs] == expected
 
 
 def test_projects_are_independent(tmp_path: Path) -> None:

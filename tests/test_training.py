@@ -34,6 +34,36 @@ def test_same_seed_same_model(records):
     assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
 
 
+@pytest.mark.parametrize("lossnet", ["lpn", "learning_loss"])
+def test_loss_net_on_a_second_thread_gives_bitwise_the_serial_weights(records, lossnet):
+    """lpn_thread moves the loss net's backward and step to a helper thread; every dropout draw stays on
+    the main thread in the same order, so student, teacher and loss net are bitwise equal."""
+    import threading
+
+    base = dict(max_epochs=2, min_steps=0, dev_fraction=0.0, seed=5, lossnet=lossnet, mean_teacher=True, threads=1)
+    serial = train_lasl(records[:20], [r.text for r in records[20:30]], config=TrainConfig(**base))
+    threads_seen: set[str] = set()
+    real_backward = torch.Tensor.backward
+
+    def spy(self, *a, **k):
+        threads_seen.add(threading.current_thread().name)
+        return real_backward(self, *a, **k)
+
+    torch.Tensor.backward = spy  # type: ignore[method-assign]
+    try:
+        split = train_lasl(records[:20], [r.text for r in records[20:30]], config=TrainConfig(**base, lpn_thread=True))
+    finally:
+        torch.Tensor.backward = real_backward  # type: ignore[method-assign]
+    assert any(n.startswith("lpn-step") for n in threads_seen)  # the helper thread really ran backward
+    for name in ("student", "teacher", "lossnet"):
+        a, b = getattr(serial.model, name).state_dict(), getattr(split.model, name).state_dict()
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}.{k} differs"
+    assert [h["rank_loss"] for h in serial.history] == [h["rank_loss"] for h in split.history]
+    assert torch.get_num_threads() == 1  # restored (it was 1 before)
+
+
 def test_early_stopping_and_served_model_choice(records):
     cfg = TrainConfig(max_epochs=30, min_steps=0, dev_fraction=0.25, min_dev_records=5, patience=1, seed=0, mean_teacher=True)
     res = train_lasl(records[:40], config=cfg)
@@ -87,6 +117,12 @@ def test_time_budget_ends_the_run_early(records):
     cfg = TrainConfig(max_epochs=50, min_steps=0, dev_fraction=0.0, max_seconds=0.5)
     res = train_lasl(records[:30], config=cfg)
     assert 0 < res.steps < 50 * 3  # 30 records are ~3 batches per epoch: far fewer steps were run
+    assert res.out_of_time  # the backend schedules a follow-up run on this flag
+
+
+def test_a_run_that_ends_on_its_epochs_is_not_out_of_time(records):
+    res = train_lasl(records[:10], config=TrainConfig(max_epochs=1, min_steps=0, dev_fraction=0.0, max_seconds=600))
+    assert res.steps > 0 and not res.out_of_time
 
 
 def test_dev_f1_ties_keep_the_later_period(records):
