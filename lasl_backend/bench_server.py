@@ -11,7 +11,10 @@ temporary data dir) and ``.venv/bin/lasl serve`` as a subprocess with ``MODEL_DI
    fetched, trained with the *default* training settings, scored the pool, pushed 700 predictions and
    PATCHed the project). ``reordered_queue_s``: until ``GET /api/projects/{id}/next`` serves the unlabeled
    task with the lowest score of that version. The backend's own phase times (train / score / import)
-   come from the version's ``meta.json`` and the backend log.
+   come from the version's ``meta.json`` and the backend log. Then it waits (bounded) for the follow-up
+   ``CONTINUE_TRAINING`` runs that a budget-limited first run schedules, and lists their versions with
+   the time since the trigger and their F1 (``follow_up_versions``), before measuring /predict on an
+   idle backend.
 2. ``predict``: client-side wall time of ``POST /predict`` on loopback (keep-alive, one request at a time)
    with the model trained in step 1 and the body Label Studio sends (tasks, ``project``, ``label_config``):
    one ~400-character record per request, and batches of 100 records. Also an in-process breakdown of
@@ -351,6 +354,7 @@ def measure_queue(api: LSApi, ls_url: str, token: str, backend: BackendProcess, 
     m = _metrics(backend.url, pid)
     meta = _read_meta(backend, pid, version)
     imports = _imports_in_log(backend.log_text(), pid)
+    follow_ups = _follow_up_versions(backend, pid, version, t0, deadline_s)
     res = {
         "labeled_tasks": n_labeled,
         "unlabeled_tasks": len(recs) - n_labeled,
@@ -366,12 +370,40 @@ def measure_queue(api: LSApi, ls_url: str, token: str, backend: BackendProcess, 
         "backend_import_s": imports[-1][1] if imports else None,
         "train_steps": meta.get("steps"),
         "f1_held_out": meta.get("f1_held_out"),
+        "dev_f1": meta.get("dev_f1"),
         "n_held_out": meta.get("n_held_out"),
+        "n_entities": meta.get("n_entities"),
+        "out_of_time": meta.get("out_of_time"),
+        "follow_up_versions": follow_ups,
         "loadavg_before": load_before,
         "loadavg_after": load_after,
     }
     _log(f"queue: version {version} after {t_version:.1f} s, reordered queue after {res['trigger_to_reordered_queue_s']} s")
     return res, pid, version, cfg
+
+
+def _follow_up_versions(backend: BackendProcess, pid: int, first: str, t0: float, deadline_s: float) -> list[dict[str, Any]]:
+    """The CONTINUE_TRAINING runs that follow a budget-limited first run: wait (bounded) until the
+    trainer is idle, then list every version after ``first`` with its time since the trigger and F1s."""
+    seen: dict[str, float] = {}
+    polls = 0
+    while time.monotonic() - t0 < deadline_s and polls < 10_000:
+        polls += 1
+        m = _metrics(backend.url, pid)
+        v = m.get("model_version")
+        if isinstance(v, str) and v != first and v not in seen:
+            seen[v] = round(time.monotonic() - t0, 1)
+            _log(f"queue: follow-up version {v} at {seen[v]} s, held-out F1 {m.get('current_version_stats', {}).get('f1_held_out')}")
+        tr = m.get("trainer", {})
+        if not tr.get("running") and not tr.get("pending"):
+            break
+        time.sleep(1.0)
+    out = []
+    for v, at in seen.items():
+        meta = _read_meta(backend, pid, v)
+        out.append({"version": v, "at_s": at, "reason": meta.get("reason"), "train_s": meta.get("train_seconds"),
+                    "steps": meta.get("steps"), "dev_f1": meta.get("dev_f1"), "f1_held_out": meta.get("f1_held_out")})
+    return out
 
 
 def _read_meta(backend: BackendProcess, pid: int, version: str) -> dict[str, Any]:

@@ -63,6 +63,7 @@ ENV_DOC: tuple[tuple[str, str, str], ...] = (
     ("LASL_LS_TIMEOUT", "300", "Seconds to wait for one Label Studio API call."),
     ("LASL_TRAIN_RETRIES", "3", "Retries of a run that failed on Label Studio errors (unreachable, 5xx)."),
     ("LASL_RETRY_BACKOFF_S", "5", "First retry delay; doubles on each retry."),
+    ("LASL_RETRY_LATER_S", "60", "A run that Label Studio failed anyway (down longer than the retries) runs again by itself after this delay, doubling per failure in a row up to 30 min; 0 = never."),
     ("LASL_SEED", "0", "Seed of model initialisation and the hold-back split."),
 )
 
@@ -146,6 +147,7 @@ class Settings:
     ls_timeout: float = 300.0
     train_retries: int = 3
     retry_backoff_s: float = 5.0
+    retry_later_s: float = 60.0
     seed: int = 0
     #: extra keyword arguments for ``TrainConfig`` (tests use it for tiny models); not from the env
     train_overrides: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -245,6 +247,7 @@ class Settings:
             ls_timeout=_parse(env, "LASL_LS_TIMEOUT", 300.0, _float, lambda v: v > 0, "seconds > 0"),
             train_retries=_parse(env, "LASL_TRAIN_RETRIES", 3, _int, lambda v: 0 <= v <= 20, "an integer in [0, 20]"),
             retry_backoff_s=_parse(env, "LASL_RETRY_BACKOFF_S", 5.0, _float, lambda v: 0 <= v <= 3600, "seconds in [0, 3600]"),
+            retry_later_s=_parse(env, "LASL_RETRY_LATER_S", 60.0, _float, lambda v: 0 <= v <= 86400, "seconds in [0, 86400]"),
             seed=_parse(env, "LASL_SEED", 0, _int, lambda v: 0 <= v < 2**32, "an integer in [0, 2^32)"),
         )
 

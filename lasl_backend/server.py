@@ -60,6 +60,9 @@ from .backend import CONTINUE_REASON, LaslBackend, NotEnoughLabeledError
 from .config import ConfigError, Settings, install_secret_filter
 from .labelconfig import LabelConfigError
 from .ls_client import LabelStudioError
+
+#: reason of a run that the trainer starts by itself after Label Studio failed the previous one
+RETRY_REASON = "RETRY_AFTER_LABEL_STUDIO_ERROR"
 from .store import ModelStore, UnsafePathError, check_project_id
 
 __all__ = ["init_app", "serve", "BadRequest", "TrainingManager", "WebhookVerifier", "parse_project_id"]
@@ -107,13 +110,22 @@ class _ProjectRun:
     thread: threading.Thread | None = None
     started: int = 0
     coalesced: int = 0
+    failures: int = 0  # transient failures in a row (Label Studio down)
+    retry_timer: threading.Timer | None = None
 
 
 class TrainingManager:
-    """One background training thread per project at a time; triggers during a run coalesce."""
+    """One background training thread per project at a time; triggers during a run coalesce.
 
-    def __init__(self, get_backend: Callable[[int], LaslBackend]) -> None:
+    A run that fails on a transient Label Studio error (after its own per-call retries) is tried again
+    by itself after ``retry_later_s``, doubling per failure in a row up to ``retry_later_max_s``: an
+    outage longer than the per-call retries delays the annotations' effect, it does not drop it while
+    nobody triggers another run."""
+
+    def __init__(self, get_backend: Callable[[int], LaslBackend], retry_later_s: float = 60.0, retry_later_max_s: float = 1800.0) -> None:
         self._get_backend = get_backend
+        self._retry_later_s = retry_later_s
+        self._retry_later_max_s = retry_later_max_s
         self._lock = threading.Lock()
         self._runs: dict[int, _ProjectRun] = {}
         self._stopping = False
@@ -130,6 +142,9 @@ class TrainingManager:
                     st.coalesced += 1
                 st.pending, st.pending_reason, st.pending_data = True, reason, data
                 return state
+            if st.retry_timer is not None:  # this run does what the scheduled retry would have done
+                st.retry_timer.cancel()
+                st.retry_timer = None
             st.running = True
             st.started += 1
             t = threading.Thread(target=self._worker, args=(project_id, reason, data), name=f"lasl-train-{project_id}", daemon=True)
@@ -142,18 +157,28 @@ class TrainingManager:
 
         while True:
             follow_up = False
+            transient_failure = None
+            succeeded = False
             try:
                 backend = self._get_backend(project_id)
                 summary = backend.fit(reason, data)
                 follow_up = isinstance(summary, dict) and bool(summary.get("follow_up"))
+                succeeded = True
             except NotEnoughLabeledError as exc:
                 log.info("project %s: not training yet: %s", project_id, exc)
+            except LabelStudioError as exc:
+                transient_failure = exc.transient
+                log.debug("project %s: run failed on Label Studio", project_id, exc_info=True)
             except TrainingCancelled:
                 log.info("project %s: training cancelled", project_id)
             except Exception:  # noqa: BLE001 - recorded by the backend; the thread must go on
                 log.debug("project %s: run failed", project_id, exc_info=True)
             with self._lock:
                 st = self._runs[project_id]
+                if succeeded:
+                    st.failures = 0
+                elif transient_failure:
+                    st.failures += 1
                 if follow_up and not st.pending:  # the model was still improving when its budget ran out
                     st.pending, st.pending_reason, st.pending_data = True, CONTINUE_REASON, None
                 if st.pending and not self._stopping:
@@ -162,12 +187,26 @@ class TrainingManager:
                     st.started += 1
                     continue
                 st.running, st.pending, st.thread = False, False, None
+                if transient_failure and self._retry_later_s > 0 and not self._stopping:
+                    delay = min(self._retry_later_s * 2 ** (st.failures - 1), self._retry_later_max_s)
+                    log.warning("project %s: Label Studio failed the run; trying again in %.0f s", project_id, delay)
+                    timer = threading.Timer(delay, self.request, args=(project_id, RETRY_REASON))
+                    timer.daemon = True
+                    st.retry_timer = timer
+                    timer.start()
                 return
 
     def status(self, project_id: int) -> dict[str, Any]:
         with self._lock:
             st = self._runs.get(project_id) or _ProjectRun()
-            return {"running": st.running, "pending": st.pending, "runs_started": st.started, "coalesced": st.coalesced}
+            return {
+                "running": st.running,
+                "pending": st.pending,
+                "runs_started": st.started,
+                "coalesced": st.coalesced,
+                "failures_in_a_row": st.failures,
+                "retry_scheduled": st.retry_timer is not None and st.retry_timer.is_alive(),
+            }
 
     def busy(self) -> bool:
         with self._lock:
@@ -186,6 +225,9 @@ class TrainingManager:
         with self._lock:
             self._stopping = True
             threads = [st.thread for st in self._runs.values() if st.thread is not None]
+            for st in self._runs.values():
+                if st.retry_timer is not None:
+                    st.retry_timer.cancel()
         for b in backends:
             b.request_stop()
         for t in threads:
@@ -403,7 +445,7 @@ class _State:
         self.backends: dict[int, LaslBackend] = {}
         self.lock = threading.Lock()
         self.started = time.time()
-        self.trainer = TrainingManager(self.backend)
+        self.trainer = TrainingManager(self.backend, retry_later_s=settings.retry_later_s)
         self.verifier = WebhookVerifier(self.backend, self.trainer, settings)
 
     def backend(self, project_id: int) -> LaslBackend:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from lasl_backend.backend import COLD_START_VERSION, CONTINUE_REASON, UNREADABLE_SCORE, LaslBackend, ServedModel, dbs_score
 from lasl_backend.config import Settings
 from lasl_backend.model import RecordScore, SpanPrediction
-from lasl_backend.server import init_app
+from lasl_backend.server import RETRY_REASON, init_app
 from lasl_backend.store import VERSION_RE, ModelStore
 from lasl_backend.synthetic import LABELS, make_records
 
@@ -70,6 +70,7 @@ def make_settings(model_dir: Path, fake: FakeLabelStudio | None = None, **kw: An
         holdout_min_labeled=6,
         train_overrides=TINY,
         log_level="DEBUG",
+        retry_later_s=0.0,  # no self-scheduled retries outliving a test (one test turns them on)
     )
     base.update(kw)
     return Settings(**base)
@@ -305,6 +306,46 @@ def test_failed_run_keeps_serving_old_version_and_reports(trained: SimpleNamespa
         v = c.post("/setup", json={"project": "1.1795659941"}).get_json()["model_version"]
         assert v not in (trained.v2, written) and VERSION_RE.match(v)
         assert fake.projects[1]["model_version"] == v
+
+
+def test_a_run_label_studio_failed_runs_again_by_itself(tmp_path: Path) -> None:
+    """LS answers 500 longer than the per-call retries: the run fails, and without any new trigger the
+    trainer runs again after LASL_RETRY_LATER_S and publishes once LS is back."""
+    with FakeLabelStudio() as fake:
+        populate(fake)
+        fake.fail["/api/tasks"] = [500] * 4  # the first run's fetch and its one retry (the SDK also retries once)
+        app = init_app(LaslBackend, settings=make_settings(tmp_path, fake, retry_later_s=0.5))
+        c = app.test_client()
+        assert c.post("/webhook", json=start_training()).status_code == 201
+        deadline = time.monotonic() + 120
+        seen_failure = False
+        while time.monotonic() < deadline:
+            m = c.get("/metrics").get_json()["projects"]["1"]
+            seen_failure |= m["training"]["runs_failed"] >= 1
+            if m["model_version"] != COLD_START_VERSION and not m["trainer"]["running"]:
+                break
+            time.sleep(0.1)
+        assert seen_failure and m["training"]["runs_failed"] == 1 and m["training"]["runs_ok"] == 1
+        assert VERSION_RE.match(m["model_version"]) and fake.projects[1]["model_version"] == m["model_version"]
+        assert m["training"]["reason"] == RETRY_REASON
+        assert m["trainer"]["runs_started"] == 2 and m["trainer"]["failures_in_a_row"] == 0
+        assert not m["trainer"]["retry_scheduled"]
+
+
+def test_a_refused_request_is_not_retried_later(tmp_path: Path) -> None:
+    """A failure that waiting cannot fix (LS refuses the request with a 400) schedules no retry."""
+    with FakeLabelStudio() as fake:
+        populate(fake)
+        fake.fail["/api/tasks"] = [400] * 4
+        app = init_app(LaslBackend, settings=make_settings(tmp_path, fake, retry_later_s=0.2))
+        c = app.test_client()
+        assert c.post("/webhook", json=start_training()).status_code == 201
+        wait_idle(app)
+        time.sleep(0.6)
+        m = c.get("/metrics").get_json()["projects"]["1"]
+        assert m["training"]["runs_failed"] == 1 and "400" in m["training"]["last_error"]
+        assert m["trainer"]["runs_started"] == 1 and not m["trainer"]["retry_scheduled"]
+        assert m["model_version"] == COLD_START_VERSION
 
 
 def test_unreachable_label_studio_fails_cleanly(tmp_path: Path) -> None:
@@ -687,7 +728,9 @@ def test_single_flight_and_coalescing(tmp_path: Path) -> None:
     gate.set()
     wait_idle(app)
     assert Slow.calls == 2 and Slow.max_active == 1
-    assert app.extensions["lasl"].trainer.status(1) == {"running": False, "pending": False, "runs_started": 2, "coalesced": 4}
+    assert app.extensions["lasl"].trainer.status(1) == {
+        "running": False, "pending": False, "runs_started": 2, "coalesced": 4, "failures_in_a_row": 0, "retry_scheduled": False,
+    }
 
 
 def test_a_run_cut_short_while_improving_gets_a_follow_up_run(tmp_path: Path) -> None:
