@@ -507,7 +507,7 @@ class LaslBackend:
                 self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def train_config(self) -> Any:
+    def train_config(self, first_run: bool = False) -> Any:
         """The run's settings. Every run, the first included, gets the wall-clock budget: the queue is
         reordered within about a minute of a trigger, and a model still learning continues in follow-up
         runs (see ``_should_continue``)."""
@@ -525,6 +525,8 @@ class LaslBackend:
             threads=s.torch_threads or None,
             max_seconds=s.train_seconds or None,
             lpn_thread=s.train_threads >= 2,
+            # a first run (no model yet) spends part of its budget on the tagger alone (TrainConfig doc)
+            tagger_warmup_seconds=(s.train_seconds * s.first_run_warmup) if first_run and s.train_seconds else 0.0,
         )
         kw.update(dict(s.train_overrides))
         return TrainConfig(**kw)
@@ -593,7 +595,7 @@ class LaslBackend:
             labeled=[t.to_record() for t in train_tasks],
             unlabeled_texts=[u.text for u in ds.unlabeled],
             labels=list(ner.labels),
-            config=self.train_config(),
+            config=self.train_config(first_run=base is None),
             base=base,
             progress=self._progress,
             should_stop=self._stop.is_set,

@@ -339,15 +339,20 @@ def measure_queue(api: LSApi, ls_url: str, token: str, backend: BackendProcess, 
         time.sleep(0.25)
     if version is None:
         raise TimeoutError(f"no new model_version within {deadline_s:.0f} s")
-    unlabeled_scores = {p["task"]: p["score"] for p in api.predictions(pid) if p.get("model_version") == version}
-    lowest = min(unlabeled_scores.values())
-    expected = {tid for tid, s in unlabeled_scores.items() if s == lowest}
+    # ask for the next task first and check it against the version's scores afterwards, so the time is
+    # Label Studio's, not that of this script's listing of every prediction
+    expected: set[Any] | None = None
     t_next, served, tries = None, None, 0
     while time.monotonic() - t0 < deadline_s and tries < 200:
         tries += 1
         served = api.get(f"/api/projects/{pid}/next").get("id")
+        t_served = time.monotonic() - t0
+        if expected is None:
+            unlabeled_scores = {p["task"]: p["score"] for p in api.predictions(pid) if p.get("model_version") == version}
+            lowest = min(unlabeled_scores.values())
+            expected = {tid for tid, s in unlabeled_scores.items() if s == lowest}
         if served in expected:
-            t_next = time.monotonic() - t0
+            t_next = t_served
             break
         time.sleep(0.25)
     load_after = loadavg()
@@ -358,7 +363,7 @@ def measure_queue(api: LSApi, ls_url: str, token: str, backend: BackendProcess, 
     res = {
         "labeled_tasks": n_labeled,
         "unlabeled_tasks": len(recs) - n_labeled,
-        "train_settings": {k: backend.env.get(k, "default") for k in ("LASL_EPOCHS", "LASL_MIN_STEPS", "LASL_MAX_STEPS", "LASL_TORCH_THREADS")},
+        "train_settings": {k: backend.env.get(k, "default") for k in ("LASL_EPOCHS", "LASL_MIN_STEPS", "LASL_MAX_STEPS", "LASL_TORCH_THREADS", "LASL_TRAIN_SECONDS", "LASL_TRAIN_THREADS", "LASL_CONTINUE_RUNS")},
         "trigger_http_s": round(trigger_answer_s, 3),
         "trigger_to_model_version_s": round(t_version, 2),
         "trigger_to_reordered_queue_s": None if t_next is None else round(t_next, 2),
@@ -651,7 +656,10 @@ def run_server_bench(
             out["predict"] = measure_predict(backend.url, pid, cfg, unlabeled_texts, n_single, n_batch, 120 if quick else 300)
             save()
             try:
-                out["predict_profile_in_process"] = profile_single(Path(backend.env["MODEL_DIR"]), pid, version, unlabeled_texts, 15 if quick else 30)
+                from .store import ModelStore
+
+                serving = ModelStore(backend.env["MODEL_DIR"]).current(pid) or version  # follow-ups may have pruned the first
+                out["predict_profile_in_process"] = profile_single(Path(backend.env["MODEL_DIR"]), pid, serving, unlabeled_texts, 15 if quick else 30)
             except Exception as exc:  # noqa: BLE001 - a profile is extra
                 out["predict_profile_in_process"] = {"error": f"{type(exc).__name__}: {exc}"}
             save()

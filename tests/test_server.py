@@ -770,6 +770,15 @@ def test_follow_up_rule(tmp_path: Path, runs: list[tuple[str, bool, float | None
     assert [b._should_continue(*r) for r in runs] == expected
 
 
+def test_only_a_first_run_warms_the_tagger_up_alone(tmp_path: Path) -> None:
+    b = LaslBackend(project_id=1, settings=make_settings(tmp_path, train_seconds=30.0, first_run_warmup=0.7))
+    assert b.train_config(first_run=True).tagger_warmup_seconds == pytest.approx(21.0)
+    assert b.train_config(first_run=False).tagger_warmup_seconds == 0.0
+    assert b.train_config(first_run=True).max_seconds == 30.0 and b.train_config().lpn_thread
+    nobudget = LaslBackend(project_id=1, settings=make_settings(tmp_path, train_seconds=0.0))
+    assert nobudget.train_config(first_run=True).tagger_warmup_seconds == 0.0 and nobudget.train_config().max_seconds is None
+
+
 def test_projects_are_independent(tmp_path: Path) -> None:
     app = init_app(LaslBackend, settings=make_settings(tmp_path))
     c = app.test_client()

@@ -138,3 +138,21 @@ def test_dev_f1_ties_keep_the_later_period(records):
     # retraining for 1 period gives a different (less trained) model than the one kept
     one = train_lasl(blank, labels=["药物"], config=TrainConfig(max_epochs=1, min_steps=0, dev_fraction=0.34, min_dev_records=5, seed=0))
     assert any(not torch.equal(last_state[k], v) for k, v in one.model.student.state_dict().items())
+
+
+def test_tagger_warmup_trains_the_tagger_alone_first(records):
+    """Within tagger_warmup_seconds the loss net gets no step and no consistency loss is computed; the
+    tagger learns and the EMA teacher still follows it."""
+    base = dict(max_epochs=1, min_steps=0, dev_fraction=0.0, seed=2, lossnet="lpn", mean_teacher=True)
+    ref = train_lasl(records[:20], [r.text for r in records[20:30]], config=TrainConfig(**base))
+    assert "rank_loss" in ref.history[0] and "consistency" in ref.history[0]
+    init = train_lasl(records[:20], [r.text for r in records[20:30]], config=TrainConfig(**base, max_steps=1))
+    warm = train_lasl(records[:20], [r.text for r in records[20:30]], base=init.model,
+                      config=TrainConfig(**base, tagger_warmup_seconds=600.0))
+    assert "rank_loss" not in warm.history[0] and "consistency" not in warm.history[0]
+    before, after = init.model.lossnet.state_dict(), warm.model.lossnet.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the loss net did not move
+    moved = [k for k, v in init.model.student.state_dict().items() if not torch.equal(v, warm.model.student.state_dict()[k])]
+    assert moved  # the tagger did
+    t_before, t_after = init.model.teacher.state_dict(), warm.model.teacher.state_dict()
+    assert any(not torch.equal(t_before[k], t_after[k]) for k in t_before)  # the EMA followed
