@@ -60,12 +60,12 @@ from .backend import CONTINUE_REASON, LaslBackend, NotEnoughLabeledError
 from .config import ConfigError, Settings, install_secret_filter
 from .labelconfig import LabelConfigError
 from .ls_client import LabelStudioError
-
-#: reason of a run that the trainer starts by itself after Label Studio failed the previous one
-RETRY_REASON = "RETRY_AFTER_LABEL_STUDIO_ERROR"
 from .store import ModelStore, UnsafePathError, check_project_id
 
 __all__ = ["init_app", "serve", "BadRequest", "TrainingManager", "WebhookVerifier", "parse_project_id"]
+
+#: reason of a run that the trainer starts by itself after Label Studio failed the previous one
+RETRY_REASON = "RETRY_AFTER_LABEL_STUDIO_ERROR"
 
 log = logging.getLogger(__name__)
 
