@@ -12,7 +12,8 @@ Two implementations live here on purpose:
   own length, the min-Viterbi is a max-Viterbi over negated scores, the forward algorithm is the scaled
   (probability-space, renormalised every step) recursion, and back-tracking is vectorised.
   The loop runs in numpy on the CPU: with K ≈ 13 tags every step is a handful of tiny array operations,
-  where numpy's per-call cost (~1 µs) is a fraction of torch's (~5 µs), which made the torch loop 4–5× slower.
+  where numpy costs 0.5–5 µs a call against ~17 µs for torch's smallest bmm (measured), and the torch loop
+  took about twice as long (one ~400-character record: 18.5 ms against 8–13 ms).
   A parallel prefix scan would need K³ work per step instead of K², which loses on a CPU at this size.
 """
 
@@ -112,11 +113,6 @@ def _reverse_index(lengths: np.ndarray, T: int) -> np.ndarray:
     return np.where(ar < L, L - 1 - ar, ar)
 
 
-def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    m = x.max(axis=axis, keepdims=True)
-    return np.log(np.exp(x - m).sum(axis=axis)) + np.squeeze(m, axis)
-
-
 @torch.no_grad()
 def crf_bounds(
     emissions: Tensor,
@@ -146,7 +142,7 @@ def crf_bounds(
 
     # --- scaled forward (slot 0) and backward-as-reversed-forward (slot 1) -------------------------------
     tmax = tr.max()
-    exp_pair = np.stack([np.exp(tr - tr.max()), np.exp(tr.T - tmax)])  # [2, K, K]
+    exp_pair = np.stack([np.exp(tr - tmax), np.exp(tr.T - tmax)])  # [2, K, K]
     em_pair = np.stack([em, em_rev])  # [2, B, T, K]
     em_top = em_pair.max(axis=3, keepdims=True)  # [2, B, T, 1]
     p_pair = np.exp(em_pair - em_top)  # emission factors, max 1 per position
@@ -223,8 +219,7 @@ def crf_bounds(
             log_alpha = np.log(hist[0]) + cum_c[0][:, :, None]
             # slot 1 at reversed step s holds beta_{L-1-s} + em[L-1-s]; un-reverse it and remove the emission
             log_beta = np.log(hist[1][bidx, rev]) + cum_c[1][bidx, rev][:, :, None] - em
-        m = np.exp(np.where(msk[:, :, None], log_alpha + log_beta - log_z[:, None, None], -np.inf))
-        marg = torch.from_numpy(m).to(device)
+        marg = np.exp(np.where(msk[:, :, None], log_alpha + log_beta - log_z[:, None, None], -np.inf))
 
     def out(x: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(x)).to(device)
@@ -235,5 +230,5 @@ def crf_bounds(
         best_path=out(paths[0]),
         worst_score=out(-scores[1]),
         worst_path=out(paths[1]),
-        marginals=marg,
+        marginals=None if marg is None else out(marg),
     )

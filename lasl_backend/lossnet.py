@@ -12,12 +12,10 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .crf import reverse_within_length
 from .encoders import BiLSTM
 
 __all__ = [
     "ranking_loss",
-    "reverse_padded",
     "masked_mean",
     "masked_max",
     "LossPredictionNet",
@@ -61,17 +59,6 @@ def ranking_loss(pred: Tensor, target: Tensor, margin: float = 1.0, reduction: s
     if reduction == "sum":
         return cost.sum()
     return cost.sum() / b
-
-
-def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse each sequence of ``x`` [B, T, ...] within its own length; padding stays in place.
-
-    Running a forward LSTM over ``reverse_padded(x)`` and reversing its output back is a backward LSTM
-    that never reads padding, which is what ``pack_padded_sequence`` gives, at about a third of the CPU
-    cost (METHOD.md, "CPU pitfall"). Its own inverse. Delegates to the encoder's helper
-    (``crf.reverse_within_length``) so that the tagger and the LPN reverse the same way.
-    """
-    return reverse_within_length(x, lengths.to(device=x.device, dtype=torch.long))
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:

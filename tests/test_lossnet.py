@@ -13,7 +13,6 @@ from lasl_backend.lossnet import (
     masked_max,
     masked_mean,
     ranking_loss,
-    reverse_padded,
 )
 
 
@@ -83,12 +82,15 @@ def test_ranking_loss_rejects_bad_input():
 # ---------------------------------------------------------------- helpers
 
 
-def test_reverse_padded_by_hand_and_involution():
+def test_reverse_within_length_by_hand_and_involution():
+    """The reversal both Bi-LSTMs (tagger and LPN) use for their backward direction."""
+    from lasl_backend.crf import reverse_within_length
+
     x = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 5.0, 0.0, 0.0], [6.0, 7.0, 8.0, 9.0]]).unsqueeze(-1)
     lengths = torch.tensor([3, 2, 4])
-    out = reverse_padded(x, lengths).squeeze(-1)
+    out = reverse_within_length(x, lengths).squeeze(-1)
     assert out.tolist() == [[3.0, 2.0, 1.0, 0.0], [5.0, 4.0, 0.0, 0.0], [9.0, 8.0, 7.0, 6.0]]
-    assert torch.equal(reverse_padded(reverse_padded(x, lengths), lengths), x)
+    assert torch.equal(reverse_within_length(reverse_within_length(x, lengths), lengths), x)
 
 
 def test_masked_pooling_ignores_padding():
