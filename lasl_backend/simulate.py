@@ -263,13 +263,18 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path, full_f1: float | Non
         f1 = [np.array([x["f1"] for x in by_round[t]]) for t in rounds]
         mean = np.array([v.mean() for v in f1])
         std = np.array([v.std() for v in f1])
-        n_seeds = max(len(v) for v in f1)
-        label = f"{name} ({n_seeds} seed{'s' if n_seeds > 1 else ''})"
+        counts = np.array([len(v) for v in f1])
+        n_seeds = int(counts.max())
+        # rounds that not every seed has reached yet (a matrix part-way through) are drawn dotted
+        full = counts == n_seeds
+        label = f"{name} ({n_seeds} seed{'s' if n_seeds > 1 else ''}{'' if full.all() else '; dotted: fewer'})"
         lw = 2.2 if name == "lasl" else 1.3
         for ax, key, scale in ((axes[0], "labeled_fraction", 100.0), (axes[1], "labeled_chars", 1e-3)):
             xs = np.array([np.mean([x[key] for x in by_round[t]]) * scale for t in rounds])
-            ax.plot(xs, mean, marker="o", ms=3, lw=lw, label=label)
-            ax.fill_between(xs, mean - std, mean + std, alpha=0.15)
+            line = ax.plot(xs[full], mean[full], marker="o", ms=3, lw=lw, label=label)[0]
+            ax.fill_between(xs[full], (mean - std)[full], (mean + std)[full], alpha=0.15, color=line.get_color())
+            if not full.all():
+                ax.plot(xs, mean, ls=":", lw=1.0, color=line.get_color())
     for ax in axes:
         if full_f1:
             ax.axhline(full_f1, ls="--", color="k", lw=1, label=f"all data ({full_f1:.3f})")

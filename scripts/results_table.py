@@ -1,12 +1,16 @@
-"""Print the simulator's results as a Markdown table beside the paper's Table 3 and Table 4 rows.
+"""Print the simulator's results as a Markdown table beside the paper's Table 3 and Table 4 rows, then
+the issue's targets checked on the mean over seeds.
 
-    .venv/bin/python scripts/results_table.py docs/results/ccks2019/results.csv
+    .venv/bin/python scripts/results_table.py docs/results/ccks2019/results.csv [--full-f1 0.8062]
+
+A cell is mean ± std over the seeds that reached that point; when fewer seeds reached it than the
+strategy has, the count follows in brackets (runs resume, so a matrix may be part-way through).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
-import sys
 from collections import defaultdict
 
 import numpy as np
@@ -24,30 +28,87 @@ PAPER_TABLE3 = {  # MC-BERT tagger, CCKS 2019 (METHOD.md)
 }
 PAPER_TABLE4_LSTM = {"random": {5: 0.171, 10: 0.633, 20: 0.754, 30: 0.791}, "lasl": {5: 0.523, 10: 0.766, 20: 0.815, 30: 0.824}}
 
+F1 = dict[str, dict[int, dict[str, float]]]  # strategy → percent labeled → seed → F1
 
-def main(path: str) -> None:
-    rows = list(csv.DictReader(open(path)))
-    by: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    seeds: dict[str, set[str]] = defaultdict(set)
-    for r in rows:
-        pct = round(100 * float(r["labeled_fraction"]))
-        by[r["strategy"]][pct].append(float(r["f1"]))
-        seeds[r["strategy"]].add(r["seed"])
+
+def load(path: str) -> F1:
+    by: F1 = defaultdict(lambda: defaultdict(dict))
+    for r in csv.DictReader(open(path)):
+        by[r["strategy"]][round(100 * float(r["labeled_fraction"]))][r["seed"]] = float(r["f1"])
+    return by
+
+
+def cell(values: dict[str, float], n_seeds: int) -> str:
+    if not values:
+        return "–"
+    v = np.array(list(values.values()))
+    more = f" ({len(v)})" if len(v) < n_seeds else ""
+    return f"{v.mean():.3f} ± {v.std():.3f}{more}"
+
+
+def table(by: F1) -> None:
     print("| strategy | seeds | " + " | ".join(f"{p}%" for p in POINTS) + " |")
     print("|---|---|" + "---|" * len(POINTS))
     for name in PAPER_TABLE3:
         if name not in by:
             continue
-        cells = []
-        for p in POINTS:
-            v = by[name].get(p)
-            cells.append(f"{np.mean(v):.3f} ± {np.std(v):.3f}" if v else "–")
-        print(f"| **{name}** (ours, char Bi-LSTM-CRF) | {len(seeds[name])} | " + " | ".join(cells) + " |")
+        n_seeds = len({s for pts in by[name].values() for s in pts})
+        cells = [cell(by[name].get(p, {}), n_seeds) for p in POINTS]
+        print(f"| **{name}** (ours, char Bi-LSTM-CRF) | {n_seeds} | " + " | ".join(cells) + " |")
         print(f"| {name} (paper Table 3, MC-BERT) | | " + " | ".join(f"{x:.3f}" for x in PAPER_TABLE3[name]) + " |")
         if name in PAPER_TABLE4_LSTM:
             t4 = PAPER_TABLE4_LSTM[name]
             print(f"| {name} (paper Table 4, LSTM-CRF) | | " + " | ".join(f"{t4[p]:.3f}" if p in t4 else "–" for p in POINTS) + " |")
 
 
+def compare(by: F1, a: str, b: str, p: int) -> str:
+    """a against b at p%: the means over each one's seeds, and the difference on the seeds both have."""
+    fa, fb = by.get(a, {}).get(p, {}), by.get(b, {}).get(p, {})
+    if not fa or not fb:
+        return f"{p}%: not reached"
+    ma, mb = np.mean(list(fa.values())), np.mean(list(fb.values()))
+    shared = sorted(set(fa) & set(fb))
+    diffs = [fa[s] - fb[s] for s in shared]
+    verdict = "met" if ma >= mb else "missed"
+    paired = ", ".join(f"{d:+.3f}" for d in diffs)
+    return f"{p}%: {verdict} ({ma:.3f} over {len(fa)} seed(s) vs {mb:.3f} over {len(fb)}; per shared seed {paired})"
+
+
+def first_reaching(by: F1, name: str, level: float) -> str:
+    seeds = sorted({s for pts in by.get(name, {}).values() for s in pts})
+    out = []
+    for s in seeds:
+        hit = [p for p in sorted(by[name]) if by[name][p].get(s, -1.0) >= level]
+        out.append(f"seed {s}: {hit[0]}%" if hit else f"seed {s}: not within {max(by[name])}%")
+    return ", ".join(out)
+
+
+def targets(by: F1, full_f1: float | None) -> None:
+    print()
+    print("Targets (issue 3), on the mean over the seeds that reached each point:")
+    print("- LASL >= random, 5% to 30%:")
+    for p in POINTS:
+        print(f"  - {compare(by, 'lasl', 'random', p)}")
+    print("- LASL >= least confidence at 10%, 20%, 30%:")
+    for p in (10, 20, 30):
+        print(f"  - {compare(by, 'lasl', 'lc', p)}")
+    if full_f1:
+        level = 0.95 * full_f1
+        print(f"- 95% of the all-data F1 ({level:.3f}) by 15%, first point reached per seed:")
+        for name in ("lasl", "lc", "random"):
+            if name in by:
+                print(f"  - {name}: {first_reaching(by, name, level)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("csv", nargs="?", default="docs/results/ccks2019/results.csv")
+    ap.add_argument("--full-f1", type=float, default=None, help="the all-data F1, for the 95%% target")
+    args = ap.parse_args()
+    by = load(args.csv)
+    table(by)
+    targets(by, args.full_f1)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "docs/results/ccks2019/results.csv")
+    main()

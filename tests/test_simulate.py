@@ -92,3 +92,17 @@ def test_tod_compares_two_different_models(data_dir, tmp_path):
     rest = [k for k in last.files if last[k].size and prev[k].size]
     assert rest, "no record scored by both models"
     assert any(not np.allclose(last[k], prev[k]) for k in rest)
+
+
+def test_learning_curves_draw_a_matrix_that_is_part_way_through(tmp_path):
+    """Seed 1 has reached fewer rounds than seed 0: the plot must still be drawn (those rounds dotted)."""
+    from lasl_backend.simulate import plot_curves
+
+    rows = [
+        {"strategy": s, "seed": seed, "round": t, "labeled_fraction": (t + 1) / 100, "labeled_chars": 400 * (t + 1),
+         "f1": 0.5 + 0.01 * t + 0.005 * seed}
+        for s in ("random", "lasl") for seed in (0, 1) for t in range(6 if seed == 0 else 3)
+    ]
+    path = tmp_path / "curves.png"
+    plot_curves(rows, path, full_f1=0.6)
+    assert path.stat().st_size > 1000
