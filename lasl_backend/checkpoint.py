@@ -35,14 +35,17 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
+def fsync_tree(root: Path) -> None:
+    """Flush every file and directory entry under ``root`` before it is renamed into place."""
+    for dirpath, dirs, files in os.walk(root):
         for f in files:
             fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        for d in dirs:
+            fsync_dir(Path(dirpath) / d)
     fsync_dir(root)
 
 
@@ -63,7 +66,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         if target.exists():
             old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(target, old)

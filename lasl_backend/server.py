@@ -482,6 +482,14 @@ def _error(message: str, status: int, **extra: Any) -> Response:
     return resp
 
 
+def _use_label_config(backend: LaslBackend, label_config: object) -> None:
+    """Give the project's backend the label config a request carried, or answer 422 saying what is wrong."""
+    try:
+        backend.set_label_config(label_config)
+    except LabelConfigError as exc:
+        raise BadRequest(f"label config: {exc}", 422) from None
+
+
 def _json_object() -> dict[str, Any]:
     """The request body as a JSON object, or BadRequest/413."""
     raw = request.get_data(cache=True)  # raises RequestEntityTooLarge past MAX_CONTENT_LENGTH
@@ -585,10 +593,7 @@ def init_app(
         backend = state.backend(pid)
         schema = body.get("schema")
         if schema is not None:
-            try:
-                backend.set_label_config(schema)
-            except LabelConfigError as exc:
-                raise BadRequest(f"label config: {exc}", 422) from None
+            _use_label_config(backend, schema)
         backend.set_connection(body.get("hostname"), body.get("access_token"))
         backend.setup()
         return jsonify({"model_version": backend.model_version})
@@ -615,10 +620,7 @@ def init_app(
         backend = state.backend(pid)
         cfg = body.get("label_config")
         if cfg is not None:
-            try:
-                backend.set_label_config(cfg)
-            except LabelConfigError as exc:
-                raise BadRequest(f"label config: {exc}", 422) from None
+            _use_label_config(backend, cfg)
         elif not backend.has_label_config:
             raise BadRequest("missing 'label_config' (and none known for this project yet)", 422)
         context = (body.get("params") or {}).get("context") if isinstance(body.get("params"), dict) else None
@@ -648,10 +650,7 @@ def init_app(
             project = body.get("project")
             cfg = project.get("label_config") if isinstance(project, dict) else None
             if isinstance(cfg, str):
-                try:
-                    backend.set_label_config(cfg)
-                except LabelConfigError as exc:
-                    raise BadRequest(f"label config: {exc}", 422) from None
+                _use_label_config(backend, cfg)
             run = state.trainer.request(pid, "START_TRAINING", None)
             return _json({"status": "ok", "result": {"queued": True, "training": run}}, 201)
         if action in ANNOTATION_EVENTS:
@@ -697,8 +696,12 @@ def init_app(
     def metrics() -> Response:
         projects = {}
         for pid in state.known_projects():
+            # the trainer first: a run that it reports finished has also finished in the backend's numbers
+            # read after it (read the other way round, a run ending in between showed its new version
+            # with runs_ok not yet counted and the trainer already idle)
+            trainer = state.trainer.status(pid)
             m = state.backend(pid).metrics()
-            m["trainer"] = state.trainer.status(pid)
+            m["trainer"] = trainer
             m["webhooks"] = state.verifier.stats(pid)
             projects[str(pid)] = m
         return jsonify(

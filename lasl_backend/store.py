@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .checkpoint import fsync_dir
+from .checkpoint import fsync_dir, fsync_tree
 
 __all__ = ["ModelStore", "StoreError", "UnsafePathError", "VERSION_RE", "check_project_id", "check_version"]
 
@@ -102,19 +102,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
             pass
         raise
     fsync_dir(path.parent)
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, dirs, files in os.walk(root):
-        for f in files:
-            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        for d in dirs:
-            fsync_dir(Path(dirpath) / d)
-    fsync_dir(root)
 
 
 class ModelStore:
@@ -297,7 +284,7 @@ class ModelStore:
                 json.dump(m, fh, ensure_ascii=False, indent=1)
                 fh.flush()
                 os.fsync(fh.fileno())
-            _fsync_tree(tmp)
+            fsync_tree(tmp)
             with self._lock:
                 os.rename(tmp, final)
                 fsync_dir(final.parent)
