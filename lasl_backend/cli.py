@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--encoder", default="char")
     s.add_argument("--epochs-per-round", type=int, default=2, help="fine-tuning epochs per round (at least --round-steps steps)")
     s.add_argument("--normalize-length", action="store_true", help="DBS/MLP/LPN on per-character scores")
+    s.add_argument("--loss-reduction", choices=("mean", "sum"), default="mean",
+                   help="the loss baseline's record score from its chunk scores (mean: offset-free; sum: the first run's)")
     s.add_argument("--first-round-steps", type=int, default=600, help="optimizer steps for the round-0 model (trained from scratch)")
     s.add_argument("--round-steps", type=int, default=100, help="minimum optimizer steps per fine-tuning round")
     s.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")

@@ -48,6 +48,7 @@ class RecordScore:
     p_max: float
     l_pred: float | None
     n_chars: int
+    n_chunks: int = 1  # chunks the record was cut into: l_pred / n_chunks is the offset-free mean
     marginals: np.ndarray | None = field(default=None, repr=False)  # [n_chars, K], only when asked
 
 
@@ -206,6 +207,7 @@ class NerModel:
         l_min = np.zeros(n)
         l_max = np.zeros(n)
         l_pred = np.zeros(n)
+        n_chunks = np.zeros(n, dtype=np.int64)
         ents: list[list[SpanPrediction]] = [[] for _ in range(n)]
         margs: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(n)]
         for cs, res in zip(batches, results):
@@ -214,6 +216,7 @@ class NerModel:
                 r, k = c.record, len(c.ids)
                 l_min[r] += res["l_min"][j]
                 l_max[r] += res["l_max"][j]
+                n_chunks[r] += 1
                 if res["l_pred"] is not None:
                     l_pred[r] += res["l_pred"][j]
                 text = texts[r]
@@ -237,6 +240,7 @@ class NerModel:
                     p_max=math.exp(-float(l_min[r])),
                     l_pred=float(l_pred[r]) if use_lossnet else None,
                     n_chars=len(texts[r]),
+                    n_chunks=int(n_chunks[r]),
                     marginals=m,
                 )
             )

@@ -70,6 +70,8 @@ class SimSettings:
     round_epochs: int = 2
     round_min_steps: int = 100
     normalize_length: bool = False
+    #: the ``loss`` baseline's chunk → record aggregation (``LearningLossSampling.reduction``)
+    loss_reduction: str = "mean"
     max_test: int | None = None
     full_f1: float | None = None
 
@@ -106,7 +108,12 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
     n_init = max(1, int(round(settings.init * N)))
     k = max(1, int(round(settings.step * N)))
     lossnet, mean_teacher = STRATEGY_MODELS[strategy_name]
-    strategy = get_strategy(strategy_name, **({"normalize_length": True} if settings.normalize_length and strategy_name in ("dbs", "lasl", "mlp", "lpn") else {}))
+    kwargs: dict[str, Any] = {}
+    if settings.normalize_length and strategy_name in ("dbs", "lasl", "mlp", "lpn"):
+        kwargs["normalize_length"] = True
+    if strategy_name == "loss":
+        kwargs["reduction"] = settings.loss_reduction
+    strategy = get_strategy(strategy_name, **kwargs)
 
     sdir = out / "state" / f"{strategy_name}-s{seed}"
     sdir.mkdir(parents=True, exist_ok=True)
@@ -324,14 +331,16 @@ def main_from_args(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     settings = SimSettings(
         data=str(data), strategies=strategies, seeds=seeds, init=args.init, step=args.step, rounds=args.rounds,
-        encoder=args.encoder, threads=args.threads, normalize_length=args.normalize_length,
+        encoder=args.encoder, threads=args.threads, normalize_length=args.normalize_length, loss_reduction=args.loss_reduction,
         round_epochs=args.epochs_per_round, max_test=args.max_test,
         first_round_min_steps=args.first_round_steps, round_min_steps=args.round_steps,
     )
     settings_path = out / "settings.json"
     if settings_path.is_file():
         old = json.loads(settings_path.read_text())
-        keep = {k: old.get(k) for k in ("data", "init", "step", "encoder", "normalize_length", "round_epochs", "first_round_min_steps", "round_min_steps", "max_test")}
+        keys = ("data", "init", "step", "encoder", "normalize_length", "loss_reduction", "round_epochs", "first_round_min_steps", "round_min_steps", "max_test")
+        # a record written before loss_reduction existed was made with the plain sum
+        keep = {k: old.get(k, "sum" if k == "loss_reduction" else None) for k in keys}
         new = {k: settings.to_dict()[k] for k in keep}
         if keep != new:
             raise ValueError(f"{out} holds a simulation with other settings {keep}; use another --out")

@@ -52,6 +52,9 @@ def test_record_scores_sum_over_chunks(tiny_model):
     parts = tiny_model.predict([long[:451], long[451:]])  # the chunker cuts after the 。 at 450
     assert whole.l_min == pytest.approx(parts[0].l_min + parts[1].l_min, rel=1e-9)
     assert whole.l_max == pytest.approx(parts[0].l_max + parts[1].l_max, rel=1e-9)
+    assert whole.l_pred == pytest.approx(parts[0].l_pred + parts[1].l_pred, rel=1e-6)
+    # 451 characters need 3 chunks of at most 200, 300 need 2
+    assert (parts[0].n_chunks, parts[1].n_chunks, whole.n_chunks) == (3, 2, 5)
 
 
 def test_batch_composition_does_not_change_a_record(tiny_model):

@@ -64,6 +64,22 @@ def test_simulate_refuses_other_settings_in_same_dir(data_dir, tmp_path, capsys)
     assert "other settings" in capsys.readouterr().err
 
 
+def test_the_loss_baselines_reduction_is_a_setting_of_the_directory(data_dir, tmp_path, capsys):
+    out = tmp_path / "sim"
+    base = ["simulate", "--data", str(data_dir), "--strategies", "loss", "--seeds", "0", "--init", "0.1", "--step", "0.1",
+            "--rounds", "1", "--out", str(out), "--first-round-steps", "4", "--round-steps", "2", "--epochs-per-round", "1"]
+    assert main(base) == 0  # round 1 queries by the mean of the chunk scores
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["loss_reduction"] == "mean"
+    assert main(base + ["--loss-reduction", "sum"]) == 2  # two aggregations would mix in one directory
+    assert "other settings" in capsys.readouterr().err
+    # a directory recorded before the setting existed was made with the plain sum
+    del settings["loss_reduction"]
+    (out / "settings.json").write_text(json.dumps(settings))
+    assert main(base) == 2
+    assert main(base + ["--loss-reduction", "sum"]) == 0
+
+
 @pytest.mark.parametrize("argv, msg", [
     (["--strategies", "nope"], "unknown strategies"),
     (["--seeds", "a,b"], "--seeds"),

@@ -46,13 +46,14 @@ def full_pool(n: int = N, seed: int = 7, round: int = 3) -> PoolScores:
         l_pred=rng.normal(0.0, 3.0, n),
         l_pred_vanilla=rng.normal(0.0, 3.0, n),
         n_chars=n_chars,
+        n_chunks=(n_chars + 199) // 200,
         tod=rng.uniform(0.0, 5.0, n),
         round=round,
     )
 
 
 def without(pool: PoolScores, *names: str) -> PoolScores:
-    kw = {name: getattr(pool, name) for name in ("l_min", "l_max", "p_max", "l_pred", "l_pred_vanilla", "n_chars", "tod")}
+    kw = {name: getattr(pool, name) for name in ("l_min", "l_max", "p_max", "l_pred", "l_pred_vanilla", "n_chars", "n_chunks", "tod")}
     for name in names:
         kw[name] = None
     return PoolScores(n=pool.n, round=pool.round, **kw)
@@ -159,6 +160,27 @@ class TestTOD(StrategyContract):
 class TestLearningLoss(StrategyContract):
     def make(self):
         return LearningLossSampling()
+
+    def test_mean_over_chunks_is_blind_to_the_scores_offset(self):
+        # chunk scores: record 0 = (-3, -3) [2 chunks], record 1 = (-4) [1], record 2 = (-1, -2, -3) [3]
+        # sums (-6, -4, -6); means (-3, -4, -2) → order 2, 0, 1
+        n_chunks = np.array([2, 1, 3])
+        pool = PoolScores(n=3, l_pred_vanilla=[-6.0, -4.0, -6.0], n_chunks=n_chunks)
+        assert self.make().score(pool).tolist() == pytest.approx([-3.0, -4.0, -2.0])
+        assert self.make().query(pool, 3, np.random.default_rng(0)).tolist() == [2, 0, 1]
+        # shifting every chunk score by +10 (an equally good fit of Eq. 5) keeps the mean's order ...
+        shifted = PoolScores(n=3, l_pred_vanilla=np.array([-6.0, -4.0, -6.0]) + 10 * n_chunks, n_chunks=n_chunks)
+        assert self.make().query(shifted, 3, np.random.default_rng(0)).tolist() == [2, 0, 1]
+        # ... while the sum's order follows the shift: (-6, -4, -6) puts record 1 first, (14, 6, 24) last
+        total = LearningLossSampling(reduction="sum")
+        assert total.query(pool, 1, np.random.default_rng(0)).tolist() == [1]
+        assert total.query(shifted, 3, np.random.default_rng(0)).tolist() == [2, 0, 1]
+
+    def test_mean_needs_the_chunk_counts_and_a_known_reduction(self):
+        with pytest.raises(MissingScoreError, match="n_chunks"):
+            self.make().score(PoolScores(n=2, l_pred_vanilla=[1.0, 2.0]))
+        with pytest.raises(ValueError, match="reduction"):
+            LearningLossSampling(reduction="max")
 
 
 class TestMLP(StrategyContract):

@@ -29,7 +29,7 @@ class MissingScoreError(QueryError):
 
 
 # The optional per-record arrays of PoolScores.
-SCORE_FIELDS: tuple[str, ...] = ("l_min", "l_max", "p_max", "l_pred", "l_pred_vanilla", "n_chars", "tod")
+SCORE_FIELDS: tuple[str, ...] = ("l_min", "l_max", "p_max", "l_pred", "l_pred_vanilla", "n_chars", "n_chunks", "tod")
 
 
 @dataclass
@@ -39,7 +39,8 @@ class PoolScores:
     - ``l_min``, ``l_max``: Eq. 4 bounds of the record's loss (summed over its chunks, gap 4).
     - ``p_max``: P(y_max | x) = exp(-l_min).
     - ``l_pred``: the LPN's output; ``l_pred_vanilla``: the learning-loss net's output.
-    - ``n_chars``: record length in characters. ``tod``: temporal output discrepancy (see ``tod.py``).
+    - ``n_chars``: record length in characters; ``n_chunks``: how many chunks the model cut it into
+      (the loss nets' outputs are sums over chunks). ``tod``: temporal output discrepancy (see ``tod.py``).
     - ``round``: the active-learning round t, for Λ schedules (Eq. 11-12).
     Arrays are stored as float64; each must have ``n`` entries.
     """
@@ -51,6 +52,7 @@ class PoolScores:
     l_pred: np.ndarray | None = None
     l_pred_vanilla: np.ndarray | None = None
     n_chars: np.ndarray | None = None
+    n_chunks: np.ndarray | None = None
     tod: np.ndarray | None = None
     round: int = 0
 
@@ -94,11 +96,12 @@ class PoolScores:
         l_pred_vanilla: np.ndarray | None = None,
         tod: np.ndarray | None = None,
     ) -> "PoolScores":
-        """Build from objects with ``l_min``, ``l_max``, ``p_max``, ``l_pred``, ``n_chars`` attributes
-        (``model.RecordScore``). An attribute that is None on any record leaves that array out."""
+        """Build from objects with ``l_min``, ``l_max``, ``p_max``, ``l_pred``, ``n_chars``, ``n_chunks``
+        attributes (``model.RecordScore``). An attribute that is None or missing on any record leaves that
+        array out."""
         scores = list(scores)
         kw: dict[str, Any] = {}
-        for name in ("l_min", "l_max", "p_max", "l_pred", "n_chars"):
+        for name in ("l_min", "l_max", "p_max", "l_pred", "n_chars", "n_chunks"):
             vals = [getattr(s, name, None) for s in scores]
             kw[name] = None if any(v is None for v in vals) else np.asarray(vals, dtype=np.float64)
         return cls(n=len(scores), round=round, l_pred_vanilla=l_pred_vanilla, tod=tod, **kw)

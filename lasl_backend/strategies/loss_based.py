@@ -10,13 +10,33 @@ __all__ = ["LearningLossSampling", "MinimumLossSampling", "LossPredictionSamplin
 
 
 class LearningLossSampling(QueryStrategy):
-    """"Loss sampling" baseline: Yoo & Kweon's predicted loss (``pool.l_pred_vanilla``), highest first."""
+    """"Loss sampling" baseline: Yoo & Kweon's predicted loss (``pool.l_pred_vanilla``), highest first.
+
+    The net predicts one score per chunk, trained by the ranking loss of Eq. 5 alone, which fixes the
+    scores' order but not their zero: a constant shift of every chunk score is as good a fit. A record's
+    sum over its chunks then moves with that arbitrary shift times its number of chunks (a negative shift
+    makes every extra chunk *lower* the score, so the sum picked the shortest records). So
+    ``reduction="mean"`` (the default) ranks records by the mean of their chunk scores, an order no shift
+    or scale changes; ``"sum"`` is the plain sum, kept to reproduce the first run (README).
+    """
 
     name = "loss"
-    requires = ("l_pred_vanilla",)
+    REDUCTIONS = ("mean", "sum")
+
+    def __init__(self, reduction: str = "mean") -> None:
+        if reduction not in self.REDUCTIONS:
+            raise ValueError(f"reduction must be one of {self.REDUCTIONS}, got {reduction!r}")
+        self.reduction = reduction
+        self.requires = ("l_pred_vanilla", "n_chunks") if reduction == "mean" else ("l_pred_vanilla",)
 
     def score(self, pool: PoolScores) -> np.ndarray:
-        return pool.require("l_pred_vanilla", self.name).copy()
+        total = pool.require("l_pred_vanilla", self.name)
+        if self.reduction == "sum":
+            return total.copy()
+        return total / np.maximum(pool.require("n_chunks", self.name), 1.0)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(reduction={self.reduction!r})"
 
 
 class _LengthNormalisable(QueryStrategy):
