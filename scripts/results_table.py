@@ -79,7 +79,8 @@ def first_reaching(by: F1, name: str, level: float) -> str:
     out = []
     for s in seeds:
         hit = [p for p in sorted(by[name]) if by[name][p].get(s, -1.0) >= level]
-        out.append(f"seed {s}: {hit[0]}%" if hit else f"seed {s}: not within {max(by[name])}%")
+        reached = max(p for p in by[name] if s in by[name][p])
+        out.append(f"seed {s}: {hit[0]}%" if hit else f"seed {s}: not by {reached}%")
     return ", ".join(out)
 
 
