@@ -28,6 +28,7 @@ from lasl_backend.strategies import (
     get_strategy,
     temporal_output_discrepancy,
 )
+from lasl_backend.strategies.base import SCORE_FIELDS
 from lasl_backend.strategies.schedules import Constant, Linear, PoolConfidence, Root
 
 N = 12
@@ -53,7 +54,7 @@ def full_pool(n: int = N, seed: int = 7, round: int = 3) -> PoolScores:
 
 
 def without(pool: PoolScores, *names: str) -> PoolScores:
-    kw = {name: getattr(pool, name) for name in ("l_min", "l_max", "p_max", "l_pred", "l_pred_vanilla", "n_chars", "n_chunks", "tod")}
+    kw = {name: getattr(pool, name) for name in SCORE_FIELDS}
     for name in names:
         kw[name] = None
     return PoolScores(n=pool.n, round=pool.round, **kw)
@@ -171,7 +172,7 @@ class TestLearningLoss(StrategyContract):
         # shifting every chunk score by +10 (an equally good fit of Eq. 5) keeps the mean's order ...
         shifted = PoolScores(n=3, l_pred_vanilla=np.array([-6.0, -4.0, -6.0]) + 10 * n_chunks, n_chunks=n_chunks)
         assert self.make().query(shifted, 3, np.random.default_rng(0)).tolist() == [2, 0, 1]
-        # ... while the sum's order follows the shift: (-6, -4, -6) puts record 1 first, (14, 6, 24) last
+        # ... while the sum's order follows the shift: sums (-6, -4, -6) put record 1 first, shifted (14, 6, 24) last
         total = LearningLossSampling(reduction="sum")
         assert total.query(pool, 1, np.random.default_rng(0)).tolist() == [1]
         assert total.query(shifted, 3, np.random.default_rng(0)).tolist() == [2, 0, 1]
