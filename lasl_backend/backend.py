@@ -527,6 +527,7 @@ class LaslBackend:
             lpn_thread=s.train_threads >= 2,
             # a first run (no model yet) spends part of its budget on the tagger alone (TrainConfig doc)
             tagger_warmup_seconds=(s.train_seconds * s.first_run_warmup) if first_run and s.train_seconds else 0.0,
+            device=s.device,
         )
         kw.update(dict(s.train_overrides))
         return TrainConfig(**kw)

@@ -12,7 +12,13 @@
   three parts: training, scoring the pool (tagger + CRF bounds + LPN) and the test evaluation; with
   ``threads`` ≥ 2 the loss net's backward runs on a second thread (the simulator's ``--threads 2``),
   and the same steps are also timed on one thread;
+- one_record / scoring_lpn: the model work behind the backend's /predict and its pool push, with the
+  LPN on (every task score needs L_p): latency percentiles of one ~400-character record, and
+  records/s over the whole set (× 10 = the 10,000-task push's scoring, without the HTTP import);
 - peak_rss_mb: the process's peak resident memory.
+
+``--device cuda`` runs the models there (the float64 CRF kernel stays on the CPU); the roofline is then
+the GPU's fp32 matmul.
 """
 
 from __future__ import annotations
@@ -39,14 +45,21 @@ def _log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(n: int = 2048, reps: int = 5, device: torch.device = torch.device("cpu")) -> float:
     """fp32 GEMM throughput: the roofline the scoring pass is compared with."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
+    _sync(device)
     best = float("inf")
     for _ in range(reps):
         t = time.perf_counter()
         a @ b
+        _sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
@@ -82,14 +95,27 @@ def bench_scoring(model: NerModel, texts: list[str], reps: int, workers: int) ->
     return {"records": len(texts), "chars": n_chars, "workers": workers, "seconds": best, "records_per_s": len(texts) / best, "chars_per_s": n_chars / best}
 
 
+def bench_one_record(model: NerModel, text: str, n: int, workers: int) -> dict[str, Any]:
+    """Latency of scoring one record as /predict does (entities, L_min, L_max, L_p), without HTTP."""
+    for _ in range(3):
+        model.predict([text], workers=workers)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        model.predict([text], workers=workers)
+        times.append(time.perf_counter() - t)
+    ms = 1000 * np.array(times)
+    return {"chars": len(text), "n": n, "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99))}
+
+
 def bench_crf_kernel(model: NerModel, texts: list[str], reps: int) -> dict[str, Any]:
     from . import crf as crfmod
 
     tagger = model.served
     chunks = make_chunks(texts, model.encode, model.max_len)
-    batches = [collate([chunks[i] for i in b]) for b in length_batches(chunks, max_batch=64, max_chars=12800)]
-    with torch.no_grad():
-        inputs = [(tagger(ids, mask)[0].double(), mask) for ids, mask, _ in batches]
+    batches = [collate([chunks[i] for i in b], model.device) for b in length_batches(chunks, max_batch=64, max_chars=12800)]
+    with torch.no_grad():  # both CRFs run on the CPU
+        inputs = [(tagger(ids, mask)[0].double().cpu(), mask.cpu()) for ids, mask, _ in batches]
     K = model.scheme.num_tags
     ref = CRF(K, batch_first=True).double()
     neg = CRF(K, batch_first=True).double()
@@ -139,10 +165,10 @@ def _time(fn) -> float:
     return time.perf_counter() - t
 
 
-def bench_training(records: list[Record], steps: int) -> dict[str, Any]:
+def bench_training(records: list[Record], steps: int, device: torch.device = torch.device("cpu")) -> dict[str, Any]:
     from .spans import LabelScheme
 
-    model = NerModel.create(LABELS6, texts=[r.text for r in records])
+    model = NerModel.create(LABELS6, texts=[r.text for r in records]).to(device)
     scheme: LabelScheme = model.scheme
     chunks = make_chunks([r.text for r in records], model.encode, 200, [[e for e in r.entities if e.label in LABELS6] for r in records], scheme)
     batches = length_batches(chunks, max_batch=16, rng=np.random.default_rng(0))
@@ -152,18 +178,19 @@ def bench_training(records: list[Record], steps: int) -> dict[str, Any]:
     chars = 0
     t = time.perf_counter()
     for i in range(steps):
-        ids, mask, tags = collate([chunks[j] for j in batches[i % len(batches)]])
+        ids, mask, tags = collate([chunks[j] for j in batches[i % len(batches)]], device)
         em, _ = tagger(ids, mask)
         loss = tagger.nll(em, tags, mask).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         chars += int(mask.sum())
+    _sync(device)
     dt = time.perf_counter() - t
     return {"steps": steps, "batch": 16, "chars": chars, "seconds": dt, "chars_per_s": chars / dt, "step_ms": 1000 * dt / steps}
 
 
-def bench_lasl_round(records: list[Record], test: list[Record], threads: int, quick: bool) -> dict[str, Any]:
+def bench_lasl_round(records: list[Record], test: list[Record], threads: int, quick: bool, device: str = "cpu") -> dict[str, Any]:
     """The cost of a LASL simulator round at 30% labeled (see the module doc)."""
     from .training import TrainConfig, train_lasl
 
@@ -176,7 +203,7 @@ def bench_lasl_round(records: list[Record], test: list[Record], threads: int, qu
 
     def train(lpn_thread: bool, steps: int | None) -> tuple[Any, float, int]:
         cfg = TrainConfig(max_epochs=2, min_steps=100, max_steps=steps, dev_fraction=0.0, seed=0, mean_teacher=True,
-                          lossnet="lpn", patience=10**6, lpn_thread=lpn_thread, threads=1)
+                          lossnet="lpn", patience=10**6, lpn_thread=lpn_thread, threads=1, device=device)
         t = time.perf_counter()
         res = train_lasl(lab, pool, labels=labels, config=cfg)
         return res.model, time.perf_counter() - t, res.steps
@@ -201,16 +228,19 @@ def bench_lasl_round(records: list[Record], test: list[Record], threads: int, qu
     return out
 
 
-def run_bench(data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False) -> dict[str, Any]:
+def run_bench(data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False, device: str = "cpu") -> dict[str, Any]:
+    from .model import resolve_device
+
+    dev = resolve_device(device)
     torch.set_num_threads(threads)  # the roofline GEMM uses all threads; the scoring pass uses as many workers
     n = 100 if quick else 1000
     reps = 1 if quick else 3
     records, source = load_records(data_dir, n)
     texts = [r.text for r in records]
-    _log(f"{len(records)} records from {source}; {threads} threads")
+    _log(f"{len(records)} records from {source}; {threads} threads; device {dev}")
     _log("roofline: fp32 matmul")
-    gflops = matmul_gflops(1024 if quick else 2048)
-    model = NerModel.create(LABELS6, texts=texts)  # untrained weights cost the same to run
+    gflops = matmul_gflops(1024 if quick else 2048, device=dev)
+    model = NerModel.create(LABELS6, texts=texts).to(dev)  # untrained weights cost the same to run
     _log("scoring pass (encoder + float64 log Z, best/worst path, marginals)")
     scoring = bench_scoring(model, texts, reps, workers=threads)
     flops = bilstm_flops_per_char(model) * scoring["chars"]
@@ -219,24 +249,35 @@ def run_bench(data_dir: Path | None, threads: int = 2, quick: bool = False, serv
     scoring["roofline_fraction"] = scoring["achieved_gflops"] / gflops
     scoring["roofline_records_per_s"] = gflops * 1e9 / (bilstm_flops_per_char(model) * scoring["chars"] / len(texts))
     _log(f"  {scoring['records_per_s']:.1f} records/s, {scoring['roofline_fraction']:.0%} of the matmul roofline")
+    _log("one record and the pool with the LPN (what /predict and the pool push compute)")
+    lpn_model = NerModel.create(LABELS6, texts=texts, lossnet_kind="lpn").to(dev)
+    one_text = min(texts, key=lambda t: abs(len(t) - 400))
+    one_record = bench_one_record(lpn_model, one_text, 20 if quick else 200, workers=threads)
+    scoring_lpn = bench_scoring(lpn_model, texts, reps, workers=threads)
+    scoring_lpn["push_10k_scoring_s_estimate"] = 10_000 / scoring_lpn["records_per_s"]
+    _log(f"  one {one_record['chars']}-char record p50/p95 {one_record['p50_ms']:.1f}/{one_record['p95_ms']:.1f} ms; "
+         f"{scoring_lpn['records_per_s']:.1f} records/s with the LPN")
     _log("CRF kernel vs pytorch-crf")
     kernel = bench_crf_kernel(model, texts[: (100 if quick else 1000)], reps)
     _log(f"  speed-up {kernel['speedup_vs_pytorch_crf']:.1f}x")
     _log("training steps")
-    training = bench_training(records, 10 if quick else 60)
+    training = bench_training(records, 10 if quick else 60, dev)
     _log(f"  {training['chars_per_s']:.0f} chars/s")
     test: list[Record] = []
     if data_dir is not None and (data_dir / "test.jsonl").is_file():
         test = read_jsonl(data_dir / "test.jsonl")[: (50 if quick else 379)]
     _log("LASL round at 30% labeled (train with Mean Teacher + LPN, score the pool, evaluate)")
-    lasl_round = bench_lasl_round(records, test, threads, quick)
+    lasl_round = bench_lasl_round(records, test, threads, quick, device=str(dev))
     _log(f"  {lasl_round['round_s']:.0f} s ({lasl_round['steps']} steps at {lasl_round['step_s']:.2f} s)")
     report: dict[str, Any] = {
         "loadavg_1_5_15_at_end": list(os.getloadavg()),
         "data": source,
         "threads": threads,
+        "device": str(dev) if dev.type != "cuda" else f"{dev} ({torch.cuda.get_device_name(dev)})",
         "torch": torch.__version__,
         "scoring": scoring,
+        "one_record": one_record,
+        "scoring_lpn": scoring_lpn,
         "crf_kernel": kernel,
         "training": training,
         "lasl_round": lasl_round,

@@ -31,6 +31,7 @@ def _default_data_dir() -> Path | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .model import resolve_device
     from .training import TrainConfig, train_lasl
 
     train = read_jsonl(args.train)
@@ -47,7 +48,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         mean_teacher=args.mean_teacher,
         lossnet=args.lossnet,
         threads=args.threads,
+        device=args.device,
     )
+    resolve_device(args.device)  # before the data is chunked: a clear error for a GPU that is not there
     print(f"training on {len(train)} records from {args.train}" + (f", dev {len(dev)} from {args.dev}" if dev else f", dev {cfg.dev_fraction:.0%} held out"), file=sys.stderr)
 
     def progress(row: dict[str, Any]) -> None:
@@ -73,7 +76,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        model = NerModel.load(args.model)
+        model = NerModel.load(args.model, device=args.device)
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
     data = read_jsonl(args.data)
@@ -96,7 +99,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
     data_dir = Path(args.data) if args.data else _default_data_dir()
-    report = run_bench(data_dir, threads=args.threads, quick=args.quick, server=args.server)
+    report = run_bench(data_dir, threads=args.threads, quick=args.quick, server=args.server, device=args.device)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
@@ -137,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mean-teacher", action="store_true", help="Mean-Teacher training (needs no extra data: uses the training text)")
     t.add_argument("--lossnet", choices=["lpn", "learning_loss"], default=None)
     t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="strict entity-level P/R/F1 of a checkpoint on a JSONL file")
@@ -144,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, type=Path)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--threads", type=int, default=None, help="torch threads (1 is as fast for this Bi-LSTM and immune to a busy machine)")
+    e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     e.set_defaults(func=cmd_evaluate)
 
     b = sub.add_parser("bench", help="speed and memory numbers on this machine")
@@ -152,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="fewer records and repetitions (a smoke run)")
     b.add_argument("--server", action="store_true", help="also benchmark /predict latency and Label Studio push (slow)")
     b.add_argument("--json", action="store_true")
+    b.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps: where the models run (the CRF kernel stays on the CPU)")
     b.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("simulate", help="replay active learning on a labeled train/test pair")
@@ -172,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     s.add_argument("--threads", type=int, default=1, help="cores per run: 2 trains the loss net on a second thread and scores the pool in 2 batches at once (same results)")
     s.add_argument("--full-f1", type=float, default=None, help="all-data F1 for the dashed line and the 95%%/98%% lines")
+    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (one --out holds runs of one device type)")
     s.add_argument("--report-only", action="store_true", help="only rewrite results.csv/json and the PNG from the saved state")
     s.add_argument("--max-test", type=int, default=None, help="evaluate on the first N test records only (smoke runs)")
     s.set_defaults(func=cmd_simulate)

@@ -40,7 +40,7 @@ ENV_DOC: tuple[tuple[str, str, str], ...] = (
     ("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL."),
     ("LASL_TRAIN_EVERY", "10", "Start a training run after this many confirmed new/changed/deleted annotations."),
     ("LASL_ENCODER", "char", "'char' (Bi-LSTM from scratch) or a local directory / hub id of a BERT-like model."),
-    ("LASL_DEVICE", "cpu", "cpu, cuda, cuda:N or mps."),
+    ("LASL_DEVICE", "cpu", "Where the models train and predict: cpu, cuda, cuda:N or mps; one that is not there stops the server at start. The float64 CRF pass stays on the CPU."),
     ("LASL_UNCERTAINTY_SAMPLING", "true", "After each run, PATCH the project to 'Uncertainty sampling'."),
     ("LASL_MAX_REQUEST_MB", "32", "Largest accepted request body; larger gets 413."),
     ("LASL_MAX_TEXT_CHARS", "100000", "Longer task texts are answered with an empty placeholder (and a warning)."),

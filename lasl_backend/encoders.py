@@ -9,8 +9,9 @@
 Both return a list of layer outputs; the last is the feature map the emissions and the LPN read.
 The Bi-LSTM is two one-way LSTMs, the backward one reading each sequence reversed within its own
 length: same outputs as ``pack_padded_sequence`` but about 3× faster backward on CPU.
-Inside ``parallel_directions()`` (inference only) the two directions run at once on two threads: a single
-short record has no other parallelism to use, and each direction is a sequential chain of small products.
+Inside ``parallel_directions()`` (inference only, CPU only) the two directions run at once on two threads:
+a single short record has no other parallelism to use, and each direction is a sequential chain of small
+products.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class BiLSTM(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         lengths = mask.long().sum(1)
-        if getattr(_local, "parallel", False) and not torch.is_grad_enabled():
+        # on a GPU the helper thread only adds latency (measured, README "On a GPU"): both directions run here
+        if getattr(_local, "parallel", False) and not torch.is_grad_enabled() and not x.is_cuda:
             job = _pool().submit(self._backward_no_grad, x, lengths)
             f, _ = self.fwd(x)
             b = job.result()
@@ -105,7 +107,7 @@ class CharBiLSTMEncoder(nn.Module):
         old = self.embedding
         if new_size <= old.num_embeddings:
             return
-        emb = nn.Embedding(new_size, old.embedding_dim, padding_idx=0)
+        emb = nn.Embedding(new_size, old.embedding_dim, padding_idx=0, device=old.weight.device)
         with torch.no_grad():
             emb.weight.normal_(0.0, float(old.weight[2:].std()) if old.num_embeddings > 3 else 1.0)
             emb.weight[: old.num_embeddings] = old.weight
@@ -157,7 +159,7 @@ class TransformerCharEncoder(nn.Module):
         sep = ids.new_full((B, 1), self.tvocab.pad_id)
         lengths = mask.long().sum(1)
         inp = torch.cat([cls, torch.where(mask, ids, torch.full_like(ids, self.tvocab.pad_id)), sep], dim=1)
-        inp[torch.arange(B), lengths + 1] = self.tvocab.sep_id
+        inp[torch.arange(B, device=ids.device), lengths + 1] = self.tvocab.sep_id
         att = torch.cat([mask.new_ones(B, 1), mask, mask.new_ones(B, 1)], dim=1)
         hidden = self.model(input_ids=inp, attention_mask=att.long()).last_hidden_state
         return hidden[:, 1:-1]
@@ -170,12 +172,12 @@ class TransformerCharEncoder(nn.Module):
             stride = W // 2
             starts = list(range(0, T - W, stride)) + [T - W]
             h = ids.new_zeros(ids.shape[0], T, self.layer_dims[0], dtype=torch.float32)
-            best = torch.full((T,), -1.0)
+            best = torch.full((T,), -1.0, device=ids.device)
             for s in starts:
                 win_mask = mask[:, s : s + W].clone()
                 win_mask[:, 0] = True
                 hw = self._run(ids[:, s : s + W], win_mask)
-                pos = torch.arange(s, s + W)
+                pos = torch.arange(s, s + W, device=ids.device)
                 centrality = torch.minimum(pos - s, s + W - 1 - pos).float()
                 take = centrality > best[s : s + W]
                 h[:, s : s + W][:, take] = hw[:, take]

@@ -52,6 +52,25 @@ class RecordScore:
     marginals: np.ndarray | None = field(default=None, repr=False)  # [n_chars, K], only when asked
 
 
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps`` as a device this process can use, or a ValueError that says
+    why not (a CPU-only torch build, a GPU index that does not exist), before any model is built on it."""
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        dev = torch.device("meta")  # any other type: refused below with the one message
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r} is not valid: expected cpu, cuda, cuda:N or mps")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: this torch build ({torch.__version__}) sees no CUDA GPU")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r}: MPS is not available on this machine")
+    return dev
+
+
 def build_lossnet(kind: str | None, tagger: Tagger) -> nn.Module | None:
     if kind is None:
         return None
@@ -156,6 +175,23 @@ class NerModel:
     def modules(self) -> list[nn.Module]:
         return [m for m in (self.student, self.teacher, self.lossnet) if m is not None]
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live; batches are built there and results come back to the CPU."""
+        return next(self.student.parameters()).device
+
+    def to(self, device: str | torch.device) -> "NerModel":
+        """Move every module (student, teacher, loss net) to ``device``, in place; returns self.
+
+        Also re-packs each LSTM's weights into the one buffer cuDNN wants: a deep copy (``clone``, the
+        Mean Teacher) leaves them scattered, and cuDNN would then copy them on every call."""
+        for m in self.modules():
+            m.to(device)
+            for sub in m.modules():
+                if isinstance(sub, nn.LSTM):
+                    sub.flatten_parameters()
+        return self
+
     def encode(self, text: str) -> list[int]:
         return self.vocab.encode(text)
 
@@ -249,28 +285,28 @@ class NerModel:
     @torch.no_grad()
     def _score_batch(self, cs: list, tagger: Tagger, use_lossnet: bool, return_marginals: bool) -> dict[str, Any]:
         """The tensor work for one batch of chunks, returned as numpy arrays (safe to run in a thread)."""
-        ids, mask, _ = collate(cs)
+        ids, mask, _ = collate(cs, next(tagger.parameters()).device)
         em, layers = tagger(ids, mask)
         b = tagger.bounds(em, mask, with_marginals=True)
         assert b.marginals is not None
         path_p = b.marginals.gather(2, b.best_path.unsqueeze(2)).squeeze(2)
         # prefix sums turn each span's mean confidence into two lookups
-        cum = torch.cat([path_p.new_zeros(len(cs), 1), path_p.cumsum(1)], dim=1).numpy()
+        cum = torch.cat([path_p.new_zeros(len(cs), 1), path_p.cumsum(1)], dim=1).cpu().numpy()
         return {
-            "l_min": b.l_min.numpy(),
-            "l_max": b.l_max.numpy(),
+            "l_min": b.l_min.cpu().numpy(),
+            "l_max": b.l_max.cpu().numpy(),
             "l_pred": self._lossnet_scores(layers, mask, b) if use_lossnet else None,
-            "paths": b.best_path.numpy(),
+            "paths": b.best_path.cpu().numpy(),
             "cum": cum,
-            "marginals": b.marginals.numpy().astype(np.float32) if return_marginals else None,
+            "marginals": b.marginals.cpu().numpy().astype(np.float32) if return_marginals else None,
         }
 
     @torch.no_grad()
     def _lossnet_scores(self, layers: list[torch.Tensor], mask: torch.Tensor, b: Any) -> np.ndarray:
         if self.lossnet_kind == "lpn":
             bounds = torch.stack([b.l_min, b.l_max], dim=1).float()
-            return self.lossnet(layers[-1], mask, bounds).double().numpy()  # type: ignore[misc]
-        return self.lossnet(layers, mask).double().numpy()  # type: ignore[misc]
+            return self.lossnet(layers[-1], mask, bounds).double().cpu().numpy()  # type: ignore[misc]
+        return self.lossnet(layers, mask).double().cpu().numpy()  # type: ignore[misc]
 
     # ---- persistence ---------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -304,7 +340,8 @@ class NerModel:
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> "NerModel":
         d = Path(directory)
-        config, weights = read_checkpoint(d, map_location=device)
+        target = resolve_device(device)
+        config, weights = read_checkpoint(d, map_location="cpu")  # built on the CPU, then moved
         if config.get("format") != FORMAT_VERSION:
             raise CheckpointError(f"{d}: checkpoint format {config.get('format')} is not {FORMAT_VERSION}")
         scheme = LabelScheme.from_labels(config["labels"])
@@ -332,4 +369,5 @@ class NerModel:
         except (KeyError, RuntimeError) as exc:
             raise CheckpointError(f"{d}: weights do not fit the config: {exc}") from None
         vocab: CharVocab | TransformerVocab = CharVocab(config["vocab"]) if spec["kind"] == "char" else student.encoder.tvocab
-        return cls(scheme, vocab, student, teacher, lossnet, config["lossnet_kind"], config["serve"], config["max_len"], config.get("meta"), tokenizer)
+        model = cls(scheme, vocab, student, teacher, lossnet, config["lossnet_kind"], config["serve"], config["max_len"], config.get("meta"), tokenizer)
+        return model.to(target)

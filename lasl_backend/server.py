@@ -517,6 +517,7 @@ def init_app(
     """The Flask app. ``settings`` default to the environment (validated: a bad variable raises
     :class:`ConfigError` here, at start-up); ``backend_kwargs`` go to every ``model_class(...)``."""
     settings = settings or Settings.from_env()
+    check_device(settings)
     store = store or ModelStore(settings.model_dir)
     for pid in store.projects():
         try:
@@ -753,6 +754,17 @@ def _annotation_ids(action: str, body: dict[str, Any]) -> list[int]:
     return [as_id(ann.get("id"))]
 
 
+def check_device(settings: Settings) -> None:
+    """LASL_DEVICE=cuda on a machine without a GPU stops the start with a clear message, instead of
+    failing in the first training run or /predict."""
+    from .model import resolve_device
+
+    try:
+        resolve_device(settings.device)
+    except ValueError as exc:
+        raise ConfigError(f"LASL_DEVICE: {exc}") from None
+
+
 def serve(host: str = "0.0.0.0", port: int = 9090, threads: int = 8, log_level: str = "info") -> None:
     """Run the app under gunicorn in this process: 1 worker (models live in process memory; a
     second worker would hold a second, diverging copy), ``threads`` threads, no timeout (a /predict of
@@ -760,6 +772,7 @@ def serve(host: str = "0.0.0.0", port: int = 9090, threads: int = 8, log_level: 
     from gunicorn.app.base import BaseApplication
 
     settings = Settings.from_env()  # validate before forking anything
+    check_device(settings)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     class _App(BaseApplication):  # type: ignore[misc]

@@ -74,6 +74,9 @@ class SimSettings:
     loss_reduction: str = "mean"
     max_test: int | None = None
     full_f1: float | None = None
+    #: where the models train and score (cpu, cuda, cuda:N, mps). A GPU run is not bitwise a CPU run,
+    #: so one output directory holds runs of one device type only
+    device: str = "cpu"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -128,7 +131,7 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
         st = json.loads(state_path.read_text())
         rows, labeled = st["rows"], st["labeled"]
         if rows:
-            model = NerModel.load(sdir / "model")
+            model = NerModel.load(sdir / "model", device=settings.device)
             last_marg, prev_marg = _load_marginals(sdir / "marginals.npz"), _load_marginals(sdir / "marginals_prev.npz")
             _emit(f"[{strategy_name} s{seed}] resuming after round {rows[-1]['round']}")
     else:
@@ -168,11 +171,11 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
         if model is None:
             cfg = TrainConfig(max_epochs=40, min_steps=settings.first_round_min_steps, dev_fraction=0.0, seed=rnd_seed,
                               encoder=settings.encoder, mean_teacher=mean_teacher, lossnet=lossnet, patience=10**6,
-                              lpn_thread=settings.threads >= 2)
+                              lpn_thread=settings.threads >= 2, device=settings.device)
         else:
             cfg = TrainConfig(max_epochs=settings.round_epochs, min_steps=settings.round_min_steps, dev_fraction=0.0, seed=rnd_seed,
                               encoder=settings.encoder, mean_teacher=mean_teacher, lossnet=lossnet, patience=10**6,
-                              lpn_thread=settings.threads >= 2)
+                              lpn_thread=settings.threads >= 2, device=settings.device)
         result = train_lasl(lab_recs, unl_texts, labels=labels, config=cfg, base=model)
         model = result.model
         test_scores = model.predict(test_texts, with_lossnet=False, workers=settings.threads)
@@ -308,6 +311,11 @@ def _worker(args: tuple[SimSettings, str, int, str]) -> int:
     return len(run_one(settings, name, seed, Path(out)))
 
 
+def _device_type(name: str) -> str:
+    """cuda:0 and cuda:1 compute alike; cpu and cuda do not (see ``SimSettings.device``)."""
+    return name.split(":")[0]
+
+
 def main_from_args(args: argparse.Namespace) -> int:
     from .strategies import STRATEGIES
 
@@ -325,6 +333,9 @@ def main_from_args(args: argparse.Namespace) -> int:
             raise ValueError(f"{data / f}: missing (the simulator needs train.jsonl and test.jsonl)")
     if args.threads < 1:
         raise ValueError("--threads must be >= 1")
+    from .model import resolve_device
+
+    resolve_device(args.device)  # a clear error now, not in a worker process after the data is read
     if not (0 < args.init < 1 and 0 < args.step < 1 and args.rounds >= 0):
         raise ValueError("--init and --step must be fractions in (0, 1) and --rounds >= 0")
     out = Path(args.out)
@@ -333,15 +344,17 @@ def main_from_args(args: argparse.Namespace) -> int:
         data=str(data), strategies=strategies, seeds=seeds, init=args.init, step=args.step, rounds=args.rounds,
         encoder=args.encoder, threads=args.threads, normalize_length=args.normalize_length, loss_reduction=args.loss_reduction,
         round_epochs=args.epochs_per_round, max_test=args.max_test,
-        first_round_min_steps=args.first_round_steps, round_min_steps=args.round_steps,
+        first_round_min_steps=args.first_round_steps, round_min_steps=args.round_steps, device=args.device,
     )
     settings_path = out / "settings.json"
     if settings_path.is_file():
         old = json.loads(settings_path.read_text())
-        keys = ("data", "init", "step", "encoder", "normalize_length", "loss_reduction", "round_epochs", "first_round_min_steps", "round_min_steps", "max_test")
-        # a record written before loss_reduction existed was made with the plain sum
-        keep = {k: old.get(k, "sum" if k == "loss_reduction" else None) for k in keys}
+        keys = ("data", "init", "step", "encoder", "normalize_length", "loss_reduction", "round_epochs", "first_round_min_steps", "round_min_steps", "max_test", "device")
+        # a record written before loss_reduction (device) existed was made with the plain sum (on the CPU)
+        legacy = {"loss_reduction": "sum", "device": "cpu"}
+        keep = {k: old.get(k, legacy.get(k)) for k in keys}
         new = {k: settings.to_dict()[k] for k in keep}
+        keep["device"], new["device"] = _device_type(keep["device"]), _device_type(new["device"])
         if keep != new:
             raise ValueError(f"{out} holds a simulation with other settings {keep}; use another --out")
         # several invocations (one strategy each, say) share one --out: the record lists them all

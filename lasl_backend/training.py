@@ -52,7 +52,7 @@ from .batching import Chunk, collate, length_batches, make_chunks
 from .data import Record
 from .lossnet import make_lpn_optimizer, ranking_loss
 from .metrics import entity_prf
-from .model import NerModel, build_lossnet
+from .model import NerModel, build_lossnet, resolve_device
 from .spans import LabelScheme
 from .teacher import consistency_loss, ema_update, make_teacher
 
@@ -94,6 +94,7 @@ class TrainConfig:
     lpn_thread: bool = False  # loss-net backward + step on a second thread (see the module doc)
     #: the run's first seconds train the tagger alone (no loss net, no consistency; the EMA still follows)
     tagger_warmup_seconds: float = 0.0
+    device: str = "cpu"  # cpu, cuda, cuda:N or mps: where the models train (the CRF bounds stay on the CPU)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +156,10 @@ def train_lasl(
         torch.set_num_threads(cfg.threads)
     if not labeled:
         raise TrainingError("no labeled records to train on")
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if dev is None:
@@ -185,6 +190,7 @@ def train_lasl(
     student = model.student
     if cfg.mean_teacher and model.teacher is None:
         model.teacher = make_teacher(student)
+    model.to(device)  # after the teacher's copy: it packs every LSTM's weights for cuDNN
     teacher = model.teacher if cfg.mean_teacher else None
     lossnet = model.lossnet
 
@@ -248,7 +254,7 @@ def train_lasl(
                 if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds and step > 0:
                     out_of_time = True
                     break
-                ids, mask, tags = collate(next(lab_stream))
+                ids, mask, tags = collate(next(lab_stream), device)
                 em, layers = student(ids, mask)
                 nll = student.nll(em, tags, mask)  # type: ignore[arg-type]
                 loss = nll.mean()
@@ -268,7 +274,7 @@ def train_lasl(
                     else:
                         loss = loss + cfg.lpn_weight * l_al
                 if teacher is not None and unl_stream is not None and not warm:
-                    uids, umask, _ = collate(next(unl_stream))
+                    uids, umask, _ = collate(next(unl_stream), device)
                     s_em, _ = student(uids, umask)
                     with torch.no_grad():
                         t_em, _ = teacher(uids, umask)

@@ -1,0 +1,90 @@
+"""Where the time of one /predict record goes: tagger forward, CRF bounds, loss net, on a chosen device.
+
+    .venv/bin/python scripts/profile_one_record.py [--device cuda] [--reps 200] [--chars 400]
+
+Prints one JSON object: p50/p95 in ms of each part (each part synchronised on a GPU) and of the whole
+``NerModel.predict`` with ``workers`` 1 and 2 (2 = the backend's one-record path, both Bi-LSTM
+directions at once). The model has untrained weights: the cost is the same as a trained one's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lasl_backend.batching import collate, length_batches, make_chunks  # noqa: E402
+from lasl_backend.model import NerModel, resolve_device  # noqa: E402
+from lasl_backend.synthetic import LABELS, make_records  # noqa: E402
+
+
+def timed(fn: Callable[[], object], reps: int, device: torch.device) -> dict[str, float]:
+    for _ in range(5):
+        fn()
+    ms = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        ms.append(1000 * (time.perf_counter() - t))
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--chars", type=int, default=400)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    dev = resolve_device(args.device)
+    records = make_records(300, seed=0, mean_chars=418)
+    text = min((r.text for r in records), key=lambda t: abs(len(t) - args.chars))
+    model = NerModel.create(LABELS, texts=[r.text for r in records], lossnet_kind="lpn").to(dev)
+    tagger = model.served
+    chunks = make_chunks([text], model.encode, model.max_len)
+    (batch,) = [[chunks[i] for i in b] for b in length_batches(chunks, max_batch=64, max_chars=12800)]
+    ids, mask, _ = collate(batch, dev)
+    with torch.no_grad():
+        em, layers = tagger(ids, mask)
+        b = tagger.bounds(em, mask, with_marginals=True)
+    bounds = torch.stack([b.l_min, b.l_max], dim=1).float()
+
+    def forward() -> None:
+        with torch.no_grad():
+            tagger(*collate(batch, dev)[:2])
+
+    def crf() -> None:
+        tagger.bounds(em, mask, with_marginals=True)
+
+    def lossnet() -> None:
+        with torch.no_grad():
+            model.lossnet(layers[-1], mask, bounds)  # type: ignore[misc]
+
+    out = {
+        "device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "chars": len(text),
+        "chunks": len(batch),
+        "tagger_forward": timed(forward, args.reps, dev),
+        "crf_bounds_float64_cpu": timed(crf, args.reps, dev),
+        "lossnet_forward": timed(lossnet, args.reps, dev),
+        "predict_workers_1": timed(lambda: model.predict([text], workers=1), args.reps, dev),
+        "predict_workers_2": timed(lambda: model.predict([text], workers=2), args.reps, dev),
+    }
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
