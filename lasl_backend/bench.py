@@ -104,8 +104,9 @@ def bench_one_record(model: NerModel, text: str, n: int, workers: int) -> dict[s
         t = time.perf_counter()
         model.predict([text], workers=workers)
         times.append(time.perf_counter() - t)
-    ms = 1000 * np.array(times)
-    return {"chars": len(text), "n": n, "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99))}
+    from .bench_server import percentiles
+
+    return {"chars": len(text), "n": n, **{f"{k}_ms": 1000 * v for k, v in percentiles(times).items()}}
 
 
 def bench_crf_kernel(model: NerModel, texts: list[str], reps: int) -> dict[str, Any]:

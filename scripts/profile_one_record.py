@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lasl_backend.batching import collate, length_batches, make_chunks  # noqa: E402
+from lasl_backend.bench_server import percentiles  # noqa: E402
 from lasl_backend.model import NerModel, resolve_device  # noqa: E402
 from lasl_backend.synthetic import LABELS, make_records  # noqa: E402
 
@@ -36,7 +36,7 @@ def timed(fn: Callable[[], object], reps: int, device: torch.device) -> dict[str
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         ms.append(1000 * (time.perf_counter() - t))
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+    return {f"{k}_ms": round(v, 2) for k, v in percentiles(ms, (50, 95)).items()}
 
 
 def main() -> None:
