@@ -522,6 +522,7 @@ class LaslBackend:
             encoder=s.encoder,
             mean_teacher=True,
             lossnet="lpn",
+            lpn_layers=s.lpn_layers,
             threads=s.torch_threads or None,
             max_seconds=s.train_seconds or None,
             lpn_thread=s.train_threads >= 2,

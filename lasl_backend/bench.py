@@ -191,7 +191,7 @@ def bench_training(records: list[Record], steps: int, device: torch.device = tor
     return {"steps": steps, "batch": 16, "chars": chars, "seconds": dt, "chars_per_s": chars / dt, "step_ms": 1000 * dt / steps}
 
 
-def bench_lasl_round(records: list[Record], test: list[Record], threads: int, quick: bool, device: str = "cpu") -> dict[str, Any]:
+def bench_lasl_round(records: list[Record], test: list[Record], threads: int, quick: bool, device: str = "cpu", lpn_layers: int = 2) -> dict[str, Any]:
     """The cost of a LASL simulator round at 30% labeled (see the module doc)."""
     from .training import TrainConfig, train_lasl
 
@@ -204,7 +204,8 @@ def bench_lasl_round(records: list[Record], test: list[Record], threads: int, qu
 
     def train(lpn_thread: bool, steps: int | None) -> tuple[Any, float, int]:
         cfg = TrainConfig(max_epochs=2, min_steps=100, max_steps=steps, dev_fraction=0.0, seed=0, mean_teacher=True,
-                          lossnet="lpn", patience=10**6, lpn_thread=lpn_thread, threads=1, device=device)
+                          lossnet="lpn", patience=10**6, lpn_thread=lpn_thread, threads=1, device=device,
+                          lpn_layers=lpn_layers)
         t = time.perf_counter()
         res = train_lasl(lab, pool, labels=labels, config=cfg)
         return res.model, time.perf_counter() - t, res.steps
@@ -229,7 +230,10 @@ def bench_lasl_round(records: list[Record], test: list[Record], threads: int, qu
     return out
 
 
-def run_bench(data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False, device: str = "cpu") -> dict[str, Any]:
+def run_bench(
+    data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False, device: str = "cpu", lpn_layers: int = 2
+) -> dict[str, Any]:
+    """Every number of the module doc; ``lpn_layers`` sizes the LPN of one_record, scoring_lpn and lasl_round."""
     from .model import resolve_device
 
     dev = resolve_device(device)
@@ -251,7 +255,7 @@ def run_bench(data_dir: Path | None, threads: int = 2, quick: bool = False, serv
     scoring["roofline_records_per_s"] = gflops * 1e9 / (bilstm_flops_per_char(model) * scoring["chars"] / len(texts))
     _log(f"  {scoring['records_per_s']:.1f} records/s, {scoring['roofline_fraction']:.0%} of the matmul roofline")
     _log("one record and the pool with the LPN (what /predict and the pool push compute)")
-    lpn_model = NerModel.create(LABELS6, texts=texts, lossnet_kind="lpn").to(dev)
+    lpn_model = NerModel.create(LABELS6, texts=texts, lossnet_kind="lpn", lpn_layers=lpn_layers).to(dev)
     one_text = min(texts, key=lambda t: abs(len(t) - 400))
     one_record = bench_one_record(lpn_model, one_text, 20 if quick else 200, workers=threads)
     scoring_lpn = bench_scoring(lpn_model, texts, reps, workers=threads)
@@ -268,7 +272,7 @@ def run_bench(data_dir: Path | None, threads: int = 2, quick: bool = False, serv
     if data_dir is not None and (data_dir / "test.jsonl").is_file():
         test = read_jsonl(data_dir / "test.jsonl")[: (50 if quick else 379)]
     _log("LASL round at 30% labeled (train with Mean Teacher + LPN, score the pool, evaluate)")
-    lasl_round = bench_lasl_round(records, test, threads, quick, device=str(dev))
+    lasl_round = bench_lasl_round(records, test, threads, quick, device=str(dev), lpn_layers=lpn_layers)
     _log(f"  {lasl_round['round_s']:.0f} s ({lasl_round['steps']} steps at {lasl_round['step_s']:.2f} s)")
     report: dict[str, Any] = {
         "loadavg_1_5_15_at_end": list(os.getloadavg()),
@@ -276,6 +280,7 @@ def run_bench(data_dir: Path | None, threads: int = 2, quick: bool = False, serv
         "threads": threads,
         "device": str(dev) if dev.type != "cuda" else f"{dev} ({torch.cuda.get_device_name(dev)})",
         "torch": torch.__version__,
+        "lpn_layers": lpn_layers,
         "scoring": scoring,
         "one_record": one_record,
         "scoring_lpn": scoring_lpn,

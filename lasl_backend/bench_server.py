@@ -363,7 +363,7 @@ def measure_queue(api: LSApi, ls_url: str, token: str, backend: BackendProcess, 
     res = {
         "labeled_tasks": n_labeled,
         "unlabeled_tasks": len(recs) - n_labeled,
-        "train_settings": {k: backend.env.get(k, "default") for k in ("LASL_EPOCHS", "LASL_MIN_STEPS", "LASL_MAX_STEPS", "LASL_TORCH_THREADS", "LASL_TRAIN_SECONDS", "LASL_TRAIN_THREADS", "LASL_CONTINUE_RUNS")},
+        "train_settings": {k: backend.env.get(k, "default") for k in ("LASL_EPOCHS", "LASL_MIN_STEPS", "LASL_MAX_STEPS", "LASL_TORCH_THREADS", "LASL_TRAIN_SECONDS", "LASL_TRAIN_THREADS", "LASL_CONTINUE_RUNS", "LASL_LPN_LAYERS")},
         "trigger_http_s": round(trigger_answer_s, 3),
         "trigger_to_model_version_s": round(t_version, 2),
         "trigger_to_reordered_queue_s": None if t_next is None else round(t_next, 2),

@@ -47,6 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         max_len=args.max_len,
         mean_teacher=args.mean_teacher,
         lossnet=args.lossnet,
+        lpn_layers=args.lpn_layers,
         threads=args.threads,
         device=args.device,
     )
@@ -99,7 +100,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
     data_dir = Path(args.data) if args.data else _default_data_dir()
-    report = run_bench(data_dir, threads=args.threads, quick=args.quick, server=args.server, device=args.device)
+    report = run_bench(data_dir, threads=args.threads, quick=args.quick, server=args.server, device=args.device, lpn_layers=args.lpn_layers)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
@@ -118,6 +119,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     serve(args.host, args.port, threads=args.threads, log_level=args.log_level)
     return 0
+
+
+LPN_LAYERS_HELP = ("the LPN's Bi-LSTM layers (paper Table 6): 2 = the paper's serial encoder (default), 1 or 3; "
+                   "0 = its shared encoder (pooled tagger features), which scores about 3x faster on a CPU")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-len", type=int, default=200, help="chunk length in characters")
     t.add_argument("--mean-teacher", action="store_true", help="Mean-Teacher training (needs no extra data: uses the training text)")
     t.add_argument("--lossnet", choices=["lpn", "learning_loss"], default=None)
+    t.add_argument("--lpn-layers", type=int, choices=range(4), default=2, metavar="{0,1,2,3}", help=LPN_LAYERS_HELP)
     t.add_argument("--threads", type=int, default=None)
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     t.set_defaults(func=cmd_train)
@@ -158,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--server", action="store_true", help="also benchmark /predict latency and Label Studio push (slow)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps: where the models run (the CRF kernel stays on the CPU)")
+    b.add_argument("--lpn-layers", type=int, choices=range(4), default=2, metavar="{0,1,2,3}", help=LPN_LAYERS_HELP)
     b.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("simulate", help="replay active learning on a labeled train/test pair")
@@ -181,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (one --out holds runs of one device type)")
     s.add_argument("--report-only", action="store_true", help="only rewrite results.csv/json and the PNG from the saved state")
     s.add_argument("--max-test", type=int, default=None, help="evaluate on the first N test records only (smoke runs)")
+    s.add_argument("--lpn-layers", type=int, choices=range(4), default=2, metavar="{0,1,2,3}", help=LPN_LAYERS_HELP + " (one --out holds one size)")
     s.set_defaults(func=cmd_simulate)
 
     v = sub.add_parser("serve", help="run the Label Studio ML backend under gunicorn (config from the environment)")

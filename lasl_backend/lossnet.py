@@ -84,6 +84,12 @@ class LossPredictionNet(nn.Module):
     dropout between and after layers) → masked pooling over time → concat [log1p L_min, log1p L_max]
     → dropout → one FC layer → L_p [B].
 
+    ``num_layers`` picks among the paper's Table 6 structures: 2 (default, the paper's main setting),
+    1 or 3 re-encode h(x) with that many Bi-LSTM layers ("serial encoder"); 0 pools h(x) itself straight
+    into the FC layer ("shared encoder"). The Bi-LSTM layers cost 3.7x the tagger's own Bi-LSTM per
+    character at 2 layers, so on a CPU they dominate scoring the pool; 0 costs next to nothing
+    (README, "Speed and the loss net's size").
+
     Choices (the paper gives none):
     - ``pooling``: "mean" (default; masked mean over valid characters), "max", or "meanmax"
       (concatenation of both). Mean pooling keeps the output independent of padding and of chunk length
@@ -109,16 +115,18 @@ class LossPredictionNet(nn.Module):
         super().__init__()
         if pooling not in _POOLINGS:
             raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
-        if num_layers < 1:
-            raise ValueError("num_layers must be >= 1")
+        if num_layers < 0:
+            raise ValueError("num_layers must be >= 0 (0 = the shared-encoder structure)")
         self.feature_dim = feature_dim
         self.hidden = hidden
         self.use_bounds = use_bounds
         self.pooling = pooling
+        self.num_layers = num_layers
         dims = [feature_dim] + [2 * hidden] * num_layers
         self.layers = nn.ModuleList(BiLSTM(dims[i], hidden) for i in range(num_layers))
         self.dropout = nn.Dropout(dropout)
-        pooled = 2 * hidden * (2 if pooling == "meanmax" else 1)
+        width = 2 * hidden if num_layers > 0 else feature_dim
+        pooled = width * (2 if pooling == "meanmax" else 1)
         self.fc = nn.Linear(pooled + (2 if use_bounds else 0), 1)
 
     def forward(self, features: Tensor, mask: Tensor, bounds: Tensor | None = None) -> Tensor:

@@ -71,14 +71,25 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def build_lossnet(kind: str | None, tagger: Tagger) -> nn.Module | None:
+#: the paper's LPN: a serial encoder of two Bi-LSTM layers (Table 6); 0 = its shared-encoder structure
+DEFAULT_LPN_LAYERS = 2
+
+
+def build_lossnet(kind: str | None, tagger: Tagger, lpn_layers: int = DEFAULT_LPN_LAYERS) -> nn.Module | None:
+    """A fresh loss net of ``kind`` over ``tagger``'s features; ``lpn_layers`` sizes the LPN."""
     if kind is None:
         return None
     if kind == "lpn":
-        return LossPredictionNet(feature_dim=tagger.encoder.out_dim)
+        return LossPredictionNet(feature_dim=tagger.encoder.out_dim, num_layers=lpn_layers)
     if kind == "learning_loss":
         return LearningLossNet(tagger.encoder.layer_dims)
     raise ValueError(f"unknown loss net {kind!r}; choose one of {LOSSNET_KINDS}")
+
+
+def _saved_lpn_layers(config: dict[str, Any]) -> int:
+    """The LPN size a checkpoint was saved with; those written before the setting existed hold 2."""
+    value = config.get("lpn_layers")
+    return DEFAULT_LPN_LAYERS if value is None else int(value)
 
 
 class NerModel:
@@ -121,6 +132,7 @@ class NerModel:
         emb_dim: int = 128,
         hidden: int = 200,
         dropout: float = 0.2,
+        lpn_layers: int = DEFAULT_LPN_LAYERS,
     ) -> "NerModel":
         """A fresh model. ``encoder`` is ``"char"`` (embeddings trained from scratch, vocabulary from
         ``texts``) or a local directory / hub id of a pretrained BERT-like model."""
@@ -134,7 +146,7 @@ class NerModel:
             enc, tokenizer = load_transformer(encoder, hidden=hidden, dropout=dropout)
             vocab = enc.tvocab
         student = Tagger(enc, scheme.num_tags)
-        lossnet = build_lossnet(lossnet_kind, student)
+        lossnet = build_lossnet(lossnet_kind, student, lpn_layers)
         return cls(scheme, vocab, student, None, lossnet, lossnet_kind, "student", max_len, tokenizer=tokenizer)
 
     def clone(self) -> "NerModel":
@@ -308,6 +320,13 @@ class NerModel:
             return self.lossnet(layers[-1], mask, bounds).double().cpu().numpy()  # type: ignore[misc]
         return self.lossnet(layers, mask).double().cpu().numpy()  # type: ignore[misc]
 
+    @property
+    def lpn_layers(self) -> int | None:
+        """Bi-LSTM layers of the LPN (0 = shared-encoder structure); None without an LPN."""
+        if self.lossnet_kind != "lpn" or self.lossnet is None:
+            return None
+        return int(self.lossnet.num_layers)  # type: ignore[union-attr, arg-type]
+
     # ---- persistence ---------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         enc = self.student.encoder
@@ -319,6 +338,7 @@ class NerModel:
             "vocab": self.vocab.to_list() if isinstance(self.vocab, CharVocab) else None,
             "serve": self.serve,
             "lossnet_kind": self.lossnet_kind,
+            "lpn_layers": self.lpn_layers,
             "has_teacher": self.teacher is not None,
             "meta": self.meta,
         }
@@ -363,7 +383,8 @@ class NerModel:
             if config["has_teacher"]:
                 teacher = make_tagger()
                 teacher.load_state_dict(weights["teacher"])
-            lossnet = build_lossnet(config["lossnet_kind"], student)
+            # checkpoints from before the setting existed hold the paper's 2-layer LPN
+            lossnet = build_lossnet(config["lossnet_kind"], student, _saved_lpn_layers(config))
             if lossnet is not None:
                 lossnet.load_state_dict(weights["lossnet"])
         except (KeyError, RuntimeError) as exc:

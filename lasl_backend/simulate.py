@@ -77,6 +77,8 @@ class SimSettings:
     #: where the models train and score (cpu, cuda, cuda:N, mps). A GPU run is not bitwise a CPU run,
     #: so one output directory holds runs of one device type only
     device: str = "cpu"
+    #: the LPN's Bi-LSTM layers (paper Table 6): 2 = the paper's serial encoder, 0 = its shared encoder
+    lpn_layers: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -171,11 +173,11 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
         if model is None:
             cfg = TrainConfig(max_epochs=40, min_steps=settings.first_round_min_steps, dev_fraction=0.0, seed=rnd_seed,
                               encoder=settings.encoder, mean_teacher=mean_teacher, lossnet=lossnet, patience=10**6,
-                              lpn_thread=settings.threads >= 2, device=settings.device)
+                              lpn_thread=settings.threads >= 2, device=settings.device, lpn_layers=settings.lpn_layers)
         else:
             cfg = TrainConfig(max_epochs=settings.round_epochs, min_steps=settings.round_min_steps, dev_fraction=0.0, seed=rnd_seed,
                               encoder=settings.encoder, mean_teacher=mean_teacher, lossnet=lossnet, patience=10**6,
-                              lpn_thread=settings.threads >= 2, device=settings.device)
+                              lpn_thread=settings.threads >= 2, device=settings.device, lpn_layers=settings.lpn_layers)
         result = train_lasl(lab_recs, unl_texts, labels=labels, config=cfg, base=model)
         model = result.model
         test_scores = model.predict(test_texts, with_lossnet=False, workers=settings.threads)
@@ -345,13 +347,15 @@ def main_from_args(args: argparse.Namespace) -> int:
         encoder=args.encoder, threads=args.threads, normalize_length=args.normalize_length, loss_reduction=args.loss_reduction,
         round_epochs=args.epochs_per_round, max_test=args.max_test,
         first_round_min_steps=args.first_round_steps, round_min_steps=args.round_steps, device=args.device,
+        lpn_layers=args.lpn_layers,
     )
     settings_path = out / "settings.json"
     if settings_path.is_file():
         old = json.loads(settings_path.read_text())
-        keys = ("data", "init", "step", "encoder", "normalize_length", "loss_reduction", "round_epochs", "first_round_min_steps", "round_min_steps", "max_test", "device")
-        # a record written before loss_reduction (device) existed was made with the plain sum (on the CPU)
-        legacy = {"loss_reduction": "sum", "device": "cpu"}
+        keys = ("data", "init", "step", "encoder", "normalize_length", "loss_reduction", "round_epochs", "first_round_min_steps", "round_min_steps", "max_test", "device", "lpn_layers")
+        # a record written before loss_reduction (device, lpn_layers) existed was made with the plain sum
+        # (on the CPU, with the paper's 2-layer LPN)
+        legacy = {"loss_reduction": "sum", "device": "cpu", "lpn_layers": 2}
         keep = {k: old.get(k, legacy.get(k)) for k in keys}
         new = {k: settings.to_dict()[k] for k in keep}
         keep["device"], new["device"] = _device_type(keep["device"]), _device_type(new["device"])

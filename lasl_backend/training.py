@@ -86,6 +86,8 @@ class TrainConfig:
     ema_alpha: float = 0.999
     consistency_weight: float = 0.05
     lossnet: str | None = None
+    #: the LPN's Bi-LSTM layers (paper Table 6): 2 = the paper's serial encoder, 0 = its shared encoder
+    lpn_layers: int = 2
     lpn_margin: float = 1.0
     lpn_weight: float = 1.0
     lpn_backprop: bool = False
@@ -178,14 +180,15 @@ def train_lasl(
 
     all_texts = [r.text for r in labeled] + list(unlabeled_texts)
     if base is None:
-        model = NerModel.create(labels, texts=all_texts, encoder=cfg.encoder, max_len=cfg.max_len, lossnet_kind=cfg.lossnet, seed=cfg.seed)
+        model = NerModel.create(labels, texts=all_texts, encoder=cfg.encoder, max_len=cfg.max_len, lossnet_kind=cfg.lossnet, seed=cfg.seed, lpn_layers=cfg.lpn_layers)
     else:
         if base.labels != list(labels):
             raise TrainingError(f"the base model's labels {base.labels} differ from {list(labels)}; train from scratch")
         model = base.clone()
         model.extend_vocab(all_texts)
-        if cfg.lossnet != model.lossnet_kind:
-            model.lossnet, model.lossnet_kind = build_lossnet(cfg.lossnet, model.student), cfg.lossnet
+        resized = cfg.lossnet == "lpn" and model.lpn_layers != cfg.lpn_layers
+        if cfg.lossnet != model.lossnet_kind or resized:  # a new loss net learns from this run on
+            model.lossnet, model.lossnet_kind = build_lossnet(cfg.lossnet, model.student, cfg.lpn_layers), cfg.lossnet
     scheme: LabelScheme = model.scheme
     student = model.student
     if cfg.mean_teacher and model.teacher is None:

@@ -15,6 +15,7 @@ def test_defaults() -> None:
     assert (s.train_every, s.encoder, s.device, s.uncertainty_sampling) == (10, "char", "cpu", True)
     assert s.max_request_bytes == 32 * 1024 * 1024 and s.model_dir == Path("models")
     assert not s.auth_enabled and s.label_studio_url is None
+    assert s.lpn_layers == 2  # the paper's loss prediction net
 
 
 def test_values_are_read() -> None:
@@ -23,11 +24,12 @@ def test_values_are_read() -> None:
         "BASIC_AUTH_USER": "u", "BASIC_AUTH_PASS": "p w", "LOG_LEVEL": "debug", "LASL_TRAIN_EVERY": "3",
         "LASL_DEVICE": "cuda:1", "LASL_UNCERTAINTY_SAMPLING": "off", "LASL_MAX_REQUEST_MB": "1.5",
         "LASL_VERSIONS_KEPT": "7", "LASL_EPOCHS": "2", "LASL_LABELS_NAME": "ner", "LASL_SCHEDULE": "root",
+        "LASL_LPN_LAYERS": "0",
     })
     assert s.label_studio_url == "http://ls:8080" and s.auth_enabled and s.basic_auth_pass == "p w"
     assert (s.log_level, s.train_every, s.device, s.uncertainty_sampling) == ("DEBUG", 3, "cuda:1", False)
     assert s.max_request_bytes == int(1.5 * 1024 * 1024) and s.versions_kept == 7 and s.epochs == 2
-    assert s.labels_name == "ner" and s.schedule == "root"
+    assert s.labels_name == "ner" and s.schedule == "root" and s.lpn_layers == 0
 
 
 @pytest.mark.parametrize(
@@ -43,6 +45,8 @@ def test_values_are_read() -> None:
         ({"LASL_VERSIONS_KEPT": "1"}, "LASL_VERSIONS_KEPT"),
         ({"LASL_HOLDOUT_FRACTION": "0.9"}, "LASL_HOLDOUT_FRACTION"),
         ({"LASL_SCHEDULE": "sometimes"}, "LASL_SCHEDULE"),
+        ({"LASL_LPN_LAYERS": "4"}, "LASL_LPN_LAYERS"),
+        ({"LASL_LPN_LAYERS": "-1"}, "LASL_LPN_LAYERS"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"LABEL_STUDIO_URL": "ftp://x"}, "LABEL_STUDIO_URL"),
         ({"LABEL_STUDIO_URL": "localhost:8080"}, "LABEL_STUDIO_URL"),

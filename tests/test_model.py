@@ -159,3 +159,29 @@ def test_one_batch_with_workers_runs_directions_in_parallel_and_agrees(tiny_mode
     assert one[0].entities == two[0].entities
     assert one[0].l_min == pytest.approx(two[0].l_min, abs=1e-9)
     assert one[0].l_pred == pytest.approx(two[0].l_pred, abs=1e-6)
+
+
+def test_lpn_size_is_saved_and_a_changed_setting_rebuilds_the_loss_net(tiny_model, tmp_path):
+    from lasl_backend.synthetic import make_records
+
+    assert tiny_model.lpn_layers == 2  # the paper's serial encoder is the default
+    recs = make_records(12, seed=3, mean_chars=60, max_chars=120)
+    cfg = TrainConfig(max_epochs=1, min_steps=4, dev_fraction=0.0, lossnet="lpn", mean_teacher=True, seed=0, lpn_layers=0)
+    shared = train_lasl(recs, [], config=cfg, base=tiny_model).model
+    assert shared.lpn_layers == 0 and len(shared.lossnet.layers) == 0  # type: ignore[union-attr]
+    assert tiny_model.lpn_layers == 2  # the base (the serving model) is untouched
+    shared.save(tmp_path / "shared")
+    again = NerModel.load(tmp_path / "shared")
+    assert again.lpn_layers == 0
+    assert [x.l_pred for x in again.predict(HARD_TEXTS)] == [x.l_pred for x in shared.predict(HARD_TEXTS)]
+
+
+def test_checkpoint_from_before_the_lpn_size_setting_loads_as_two_layers(tiny_model, tmp_path):
+    tiny_model.save(tmp_path / "old")
+    cfg_path = tmp_path / "old" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["lpn_layers"]  # written by an earlier version
+    cfg_path.write_text(json.dumps(cfg))
+    again = NerModel.load(tmp_path / "old")
+    assert again.lpn_layers == 2
+    assert [x.l_pred for x in again.predict(HARD_TEXTS)] == [x.l_pred for x in tiny_model.predict(HARD_TEXTS)]

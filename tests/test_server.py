@@ -779,6 +779,12 @@ def test_only_a_first_run_warms_the_tagger_up_alone(tmp_path: Path) -> None:
     assert nobudget.train_config(first_run=True).tagger_warmup_seconds == 0.0 and nobudget.train_config().max_seconds is None
 
 
+def test_the_lpn_size_setting_reaches_the_training_run(tmp_path: Path) -> None:
+    assert LaslBackend(project_id=1, settings=make_settings(tmp_path)).train_config().lpn_layers == 2
+    b = LaslBackend(project_id=1, settings=make_settings(tmp_path, lpn_layers=0))
+    assert b.train_config().lpn_layers == 0 and b.train_config().lossnet == "lpn"
+
+
 def test_projects_are_independent(tmp_path: Path) -> None:
     app = init_app(LaslBackend, settings=make_settings(tmp_path))
     c = app.test_client()

@@ -122,3 +122,21 @@ def test_learning_curves_draw_a_matrix_that_is_part_way_through(tmp_path):
     path = tmp_path / "curves.png"
     plot_curves(rows, path, full_f1=0.6)
     assert path.stat().st_size > 1000
+
+
+def test_the_lpn_size_is_a_setting_of_the_directory(data_dir, tmp_path, capsys):
+    out = tmp_path / "sim"
+    base = ["simulate", "--data", str(data_dir), "--strategies", "dbs", "--seeds", "0", "--init", "0.1", "--step", "0.1",
+            "--rounds", "0", "--out", str(out), "--first-round-steps", "4", "--lpn-layers", "0"]
+    assert main(base) == 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["lpn_layers"] == 0
+    model_cfg = json.loads((out / "state" / "dbs-s0" / "model" / "config.json").read_text())
+    assert model_cfg["lpn_layers"] == 0  # the run's model really has the shared-encoder loss net
+    assert main(base[:-1] + ["2"]) == 2  # two LPN sizes would mix in one directory
+    assert "other settings" in capsys.readouterr().err
+    # a directory recorded before the setting existed holds the paper's 2-layer LPN
+    del settings["lpn_layers"]
+    (out / "settings.json").write_text(json.dumps(settings))
+    assert main(base) == 2
+    assert main(base[:-1] + ["2"]) == 0
