@@ -3,6 +3,8 @@ whitespace and control characters."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -63,3 +65,33 @@ def test_any_tag_sequence_decodes_to_valid_spans(tags):
         assert prev <= e.start < e.end <= len(tags)
         assert tags[e.start] != 0 and all(t != 0 for t in tags[e.start : e.end])
         prev = e.end
+
+
+def _reference_tags_to_entities(tags: list[int], scheme: LabelScheme) -> list[Entity]:
+    """The decoder as a plain loop over the tags (the vectorised one must agree with it everywhere)."""
+    out: list[Entity] = []
+    start: int | None = None
+    label: str | None = None
+    for i, tag in enumerate(list(tags) + [0]):
+        lab = scheme.label_of(tag)
+        is_begin = tag != 0 and (tag - 1) % 2 == 0
+        continues = lab is not None and not is_begin and lab == label and start is not None
+        if start is not None and not continues:
+            out.append(Entity(start, i, label))  # type: ignore[arg-type]
+            start, label = None, None
+        if lab is not None and not continues:
+            start, label = i, lab
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, SCHEME.num_tags - 1), max_size=80), st.integers(0, 500))
+def test_vectorised_decoder_agrees_with_the_plain_loop(tags, offset):
+    want = [Entity(e.start + offset, e.end + offset, e.label) for e in _reference_tags_to_entities(tags, SCHEME)]
+    assert tags_to_entities(tags, SCHEME, offset=offset) == want
+    assert tags_to_entities(np.array(tags, dtype=np.int64), SCHEME, offset=offset) == want
+
+
+def test_decoder_refuses_tags_outside_the_scheme():
+    with pytest.raises(ValueError, match="tags must lie in"):
+        tags_to_entities([0, SCHEME.num_tags], SCHEME)
