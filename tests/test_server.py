@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from lasl_backend.backend import COLD_START_VERSION, CONTINUE_REASON, UNREADABLE_SCORE, LaslBackend, ServedModel, dbs_score
 from lasl_backend.config import Settings
-from lasl_backend.model import RecordScore, SpanPrediction
+from lasl_backend.model import NerModel, RecordScore, SpanPrediction
 from lasl_backend.server import RETRY_REASON, init_app
 from lasl_backend.store import VERSION_RE, ModelStore
 from lasl_backend.synthetic import LABELS, make_records
@@ -263,6 +263,28 @@ def test_restart_serves_latest_good_with_identical_predictions(trained: SimpleNa
     before = trained.client.post("/predict", json=predict_body(tasks)).get_json()
     after = c.post("/predict", json=predict_body(tasks)).get_json()
     assert after == before
+
+
+def test_a_changed_lpn_size_takes_effect_at_the_next_run(trained: SimpleNamespace, tmp_path: Path) -> None:
+    # the serving version has the paper's 2-layer LPN; restarted with LASL_LPN_LAYERS=0, the next run
+    # fine-tunes that version's tagger, gives it a new (shared-encoder) loss net, and pushes its scores
+    d = tmp_path / "copy"
+    shutil.copytree(trained.dir, d)
+    store = ModelStore(d)
+    assert NerModel.load(store.model_path(1, trained.v2)).lpn_layers == 2
+    with FakeLabelStudio() as fake:
+        populate(fake)
+        app = init_app(LaslBackend, settings=make_settings(d, fake, lpn_layers=0))
+        c = app.test_client()
+        c.post("/setup", json={"project": "1.1795659941", "schema": LABEL_CONFIG, "hostname": fake.url, "access_token": fake.token})
+        assert c.post("/webhook", json=start_training()).status_code == 201
+        wait_idle(app)
+        v3 = store.current(1)
+        assert v3 not in (trained.v1, trained.v2) and store.read_meta(1, v3)["base_version"] == trained.v2
+        assert NerModel.load(store.model_path(1, v3)).lpn_layers == 0
+        latest = fake.latest_predictions(1)
+        assert latest and all(p["model_version"] == v3 for p in latest.values())
+        assert len({round(p["score"], 9) for p in latest.values()}) > 1  # the new loss net's scores order the pool
 
 
 def test_corrupt_newest_version_falls_back_to_previous(trained: SimpleNamespace, tmp_path: Path) -> None:
