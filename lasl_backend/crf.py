@@ -161,14 +161,16 @@ def crf_bounds(
         hist[:, :, 0] = a
 
     # --- max-Viterbi (slot 0) and min-Viterbi as max over negated scores (slot 1) ---------------------
-    tt = np.stack([tr, -tr])[:, None]  # [2, 1, K, K]
+    # transposed, [2, 1, K(to), K(from)]: each step reduces over the contiguous last axis (1.3-1.8x faster
+    # per step than over the middle one, measured at B = 3 and 64)
+    tt = np.ascontiguousarray(np.stack([tr.T, -tr.T]))[:, None]
     em2 = np.stack([em, -em])  # [2, B, T, K]
     delta = np.stack([st, -st])[:, None, :] + em2[:, :, 0]  # [2, B, K]
     backptr = np.zeros((T, 2, B, K), np.int64)
     live = msk.T[:, None, :, None]  # [T, 1, B, 1]
-    # flat positions: cand[s, b, i, j] is cand.ravel()[base[s, b, j] + i*K]; backptr[t][s, b, i] is
+    # flat positions: cand[s, b, j, i] is cand.ravel()[base[s, b, j] + i]; backptr[t][s, b, i] is
     # backptr[t].ravel()[row[s, b] + i] (cheaper than take_along_axis inside the loop)
-    base = (np.arange(2 * B)[:, None] * K * K + np.arange(K)[None, :]).reshape(2, B, K)
+    base = (np.arange(2 * B * K) * K).reshape(2, B, K)
     row = (np.arange(2 * B) * K).reshape(2, B)
 
     for t in range(1, T):
@@ -176,9 +178,9 @@ def crf_bounds(
         na *= p_pair[:, :, t]
         s = na.sum(axis=2, keepdims=True)
         na /= s
-        cand = delta[:, :, :, None] + tt  # [2, B, K(from), K(to)]
-        idx = cand.argmax(axis=2)
-        nd = cand.ravel()[base + idx * K] + em2[:, :, t]
+        cand = delta[:, :, None, :] + tt  # [2, B, K(to), K(from)]
+        idx = cand.argmax(axis=3)
+        nd = cand.ravel()[base + idx] + em2[:, :, t]
         if t < min_len:  # every sequence still running: no masking (the common case)
             a, delta = na, nd
             scale[:, :, t] = s[..., 0]
