@@ -139,3 +139,16 @@ def test_reverse_within_length():
     x = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]])
     out = crf.reverse_within_length(x, torch.tensor([4, 2]))
     assert out.tolist() == [[4, 3, 2, 1], [6, 5, 0, 0]]
+
+
+def test_reverse_within_length_moves_whole_feature_rows_and_keeps_gradients():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 2, 4, generator=g, requires_grad=True)  # [B, T, ...] with two feature dims
+    lengths = torch.tensor([5, 3, 1])
+    out = crf.reverse_within_length(x, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        for t in range(5):
+            src = n - 1 - t if t < n else t  # reversed inside the length, padding in place
+            assert torch.equal(out[b, t], x[b, src])
+    out.sum().backward()  # every input row lands exactly once
+    assert torch.equal(x.grad, torch.ones_like(x))
