@@ -53,7 +53,7 @@ ENV_DOC: tuple[tuple[str, str, str], ...] = (
     ("LASL_HOLDOUT_FRACTION", "0.1", "Share of annotated tasks held back (by task id) to report F1 in /metrics."),
     ("LASL_HOLDOUT_MIN_LABELED", "20", "Hold nothing back below this many annotated tasks."),
     ("LASL_LABELS_NAME", "(none)", "Name of the <Labels> control to use when a config has several."),
-    ("LASL_LPN_LAYERS", "2", "Bi-LSTM layers of the loss prediction net (paper Table 6): 2 is the paper's; 0 pools the tagger's own features (the paper's shared encoder) and scores the pool about 3x faster on a CPU, 1 about 1.6x. A change rebuilds the project's loss net at its next run."),
+    ("LASL_LPN_LAYERS", "2", "Bi-LSTM layers of the loss prediction net (paper Table 6): 2 is the paper's; 0 pools the tagger's own features (the paper's shared encoder): it scores the pool about 3x faster on a CPU (10,000 tasks pushed in 84 s instead of 273 s) and ranks a little worse below ~15% labeled; 1 scores about 1.6x faster. A change rebuilds the project's loss net at its next run."),
     ("LASL_SCHEDULE", "pool_confidence", "Λ_t schedule of the dynamic balance (DBS) score."),
     ("LASL_PUSH_CHUNK", "10000", "Predictions per import request (LS recounts per request: keep it large)."),
     ("LASL_TRAIN_SECONDS", "30", "Wall-clock training budget of every run, the first included (0 = none): with scoring and pushing the pool a trigger reorders the queue within about a minute at 1,000 tasks. Each run continues from the last version."),
