@@ -550,7 +550,7 @@ def measure_push(api: LSApi, backend: BackendProcess, recs: Sequence[Any], n_poo
     client.json("POST", "/webhook", {"action": "START_TRAINING", "project": {"id": pid, "label_config": cfg}})
     # Label Studio is asked for the project's model_version only every LS_POLL_S while the backend's run
     # is going, and right away once it is not: GET /api/projects/{id} aggregates over the whole project
-    # (10,000 tasks and their predictions), so asking 4x a second, as session 2-5 runs did, loaded the
+    # (10,000 tasks and their predictions), so asking 4x a second, as this loop did before, loaded the
     # 2 cores that the backend scores on. The backend's own /metrics is cheap and is polled every 0.25 s.
     version, t_version, polls, status = None, None, 0, None
     ls_ms: list[float] = []
