@@ -15,6 +15,9 @@
 - one_record / scoring_lpn: the model work behind the backend's /predict and its pool push, with the
   LPN on (every task score needs L_p): latency percentiles of one ~400-character record, and
   records/s over the whole set (× 10 = the 10,000-task push's scoring, without the HTTP import);
+  ``--lpn-layers`` sizes that LPN (and lasl_round's);
+- lpn_sizes: the same two numbers for each LPN size of the paper's Table 6 (``LASL_LPN_LAYERS`` 2, 1,
+  0) and for the tagger alone, so that the cost of the loss net's size is read off one report;
 - peak_rss_mb: the process's peak resident memory.
 
 ``--device cuda`` runs the models there (the float64 CRF kernel stays on the CPU); the roofline is then
@@ -107,6 +110,27 @@ def bench_one_record(model: NerModel, text: str, n: int, workers: int) -> dict[s
     from .bench_server import percentiles
 
     return {"chars": len(text), "n": n, **{f"{k}_ms": 1000 * v for k, v in percentiles(times).items()}}
+
+
+def bench_lpn_sizes(texts: list[str], threads: int, one_reps: int, pool_reps: int) -> list[dict[str, Any]]:
+    """One record's latency and pool records/s for LPN sizes 2, 1 and 0 and the tagger alone
+    (untrained weights: the same cost as trained ones, bar the decoding of spurious entities)."""
+    one_text = min(texts, key=lambda t: abs(len(t) - 400))
+    rows = []
+    for layers in (2, 1, 0, None):
+        _log(f"  loss net: {'none (tagger alone)' if layers is None else f'LPN with {layers} Bi-LSTM layers'}")
+        model = NerModel.create(LABELS6, texts=texts, lossnet_kind=None if layers is None else "lpn", lpn_layers=layers or 0)
+        one = bench_one_record(model, one_text, one_reps, workers=threads)
+        pool = bench_scoring(model, texts, pool_reps, workers=threads)
+        rows.append({
+            "lpn_layers": layers,
+            "one_record_chars": one["chars"],
+            "one_record_p50_ms": round(one["p50_ms"], 1),
+            "one_record_p95_ms": round(one["p95_ms"], 1),
+            "records_per_s": round(pool["records_per_s"], 1),
+            "scoring_10k_s": round(10_000 / pool["records_per_s"], 1),
+        })
+    return rows
 
 
 def bench_crf_kernel(model: NerModel, texts: list[str], reps: int) -> dict[str, Any]:
@@ -262,6 +286,8 @@ def run_bench(
     scoring_lpn["push_10k_scoring_s_estimate"] = 10_000 / scoring_lpn["records_per_s"]
     _log(f"  one {one_record['chars']}-char record p50/p95 {one_record['p50_ms']:.1f}/{one_record['p95_ms']:.1f} ms; "
          f"{scoring_lpn['records_per_s']:.1f} records/s with the LPN")
+    _log("one record and the pool for each LPN size (paper Table 6) and the tagger alone")
+    lpn_sizes = bench_lpn_sizes(texts, threads, 20 if quick else 100, 1)
     _log("CRF kernel vs pytorch-crf")
     kernel = bench_crf_kernel(model, texts[: (100 if quick else 1000)], reps)
     _log(f"  speed-up {kernel['speedup_vs_pytorch_crf']:.1f}x")
@@ -284,6 +310,7 @@ def run_bench(
         "scoring": scoring,
         "one_record": one_record,
         "scoring_lpn": scoring_lpn,
+        "lpn_sizes": lpn_sizes,
         "crf_kernel": kernel,
         "training": training,
         "lasl_round": lasl_round,
