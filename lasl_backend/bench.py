@@ -39,7 +39,7 @@ from torchcrf import CRF
 
 from .batching import collate, length_batches, make_chunks
 from .data import Record, read_jsonl
-from .model import NerModel
+from .model import DEFAULT_LPN_LAYERS, NerModel
 
 LABELS6 = ["疾病和诊断", "影像检查", "实验室检验", "手术", "药物", "解剖部位"]
 
@@ -215,7 +215,7 @@ def bench_training(records: list[Record], steps: int, device: torch.device = tor
     return {"steps": steps, "batch": 16, "chars": chars, "seconds": dt, "chars_per_s": chars / dt, "step_ms": 1000 * dt / steps}
 
 
-def bench_lasl_round(records: list[Record], test: list[Record], threads: int, quick: bool, device: str = "cpu", lpn_layers: int = 2) -> dict[str, Any]:
+def bench_lasl_round(records: list[Record], test: list[Record], threads: int, quick: bool, device: str = "cpu", lpn_layers: int = DEFAULT_LPN_LAYERS) -> dict[str, Any]:
     """The cost of a LASL simulator round at 30% labeled (see the module doc)."""
     from .training import TrainConfig, train_lasl
 
@@ -255,7 +255,7 @@ def bench_lasl_round(records: list[Record], test: list[Record], threads: int, qu
 
 
 def run_bench(
-    data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False, device: str = "cpu", lpn_layers: int = 2
+    data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False, device: str = "cpu", lpn_layers: int = DEFAULT_LPN_LAYERS
 ) -> dict[str, Any]:
     """Every number of the module doc; ``lpn_layers`` sizes the LPN of one_record, scoring_lpn and lasl_round."""
     from .model import resolve_device

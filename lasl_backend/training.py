@@ -52,7 +52,7 @@ from .batching import Chunk, collate, length_batches, make_chunks
 from .data import Record
 from .lossnet import make_lpn_optimizer, ranking_loss
 from .metrics import entity_prf
-from .model import NerModel, build_lossnet, resolve_device
+from .model import DEFAULT_LPN_LAYERS, NerModel, build_lossnet, resolve_device
 from .spans import LabelScheme
 from .teacher import consistency_loss, ema_update, make_teacher
 
@@ -87,7 +87,7 @@ class TrainConfig:
     consistency_weight: float = 0.05
     lossnet: str | None = None
     #: the LPN's Bi-LSTM layers (paper Table 6): 2 = the paper's serial encoder, 0 = its shared encoder
-    lpn_layers: int = 2
+    lpn_layers: int = DEFAULT_LPN_LAYERS
     lpn_margin: float = 1.0
     lpn_weight: float = 1.0
     lpn_backprop: bool = False
