@@ -318,27 +318,13 @@ def measure_queue(api: LSApi, ls_url: str, token: str, backend: BackendProcess, 
     api.import_tasks(pid, tasks)
     _log(f"queue: project {pid}: imported {n_labeled} annotated + {len(recs) - n_labeled} unlabeled tasks in {time.monotonic() - t:.1f} s")
     ml_id = connect_backend(ls_url, token, pid, backend.url, "lasl-bench")
+    runs_ok_before = _runs_ok(backend.url, pid)
     load_before = loadavg()
     t0 = time.monotonic()
     api.post(f"/api/ml/{ml_id}/train", {})
     trigger_answer_s = time.monotonic() - t0
     _log(f"queue: START_TRAINING sent through Label Studio ({trigger_answer_s:.2f} s); waiting for the new version")
-    version, t_version, polls = None, None, 0
-    while time.monotonic() - t0 < deadline_s and polls < 100_000:
-        polls += 1
-        mv = api.project(pid).get("model_version") or ""
-        if mv.startswith("lasl-v"):
-            version, t_version = mv, time.monotonic() - t0
-            break
-        if polls % 20 == 0:
-            m = _metrics(backend.url, pid)
-            tr = m.get("training", {})
-            if tr.get("last_error") and tr.get("status") == "failed":
-                raise RuntimeError(f"training failed: {tr['last_error']}")
-            _log(f"queue: {time.monotonic() - t0:.0f} s, training {tr.get('status')} {tr.get('progress')}")
-        time.sleep(0.25)
-    if version is None:
-        raise TimeoutError(f"no new model_version within {deadline_s:.0f} s")
+    version, t_version, _ = _wait_for_version(api, backend.url, pid, t0, deadline_s, runs_ok_before, "queue")
     # ask for the next task first and check it against the version's scores afterwards, so the time is
     # Label Studio's, not that of this script's listing of every prediction
     expected: set[Any] | None = None
@@ -536,6 +522,40 @@ def profile_single(model_dir: Path, pid: int, version: str, texts: Sequence[str]
 LS_POLL_S = 2.0
 
 
+def _runs_ok(backend_url: str, pid: int) -> int:
+    return int(_metrics(backend_url, pid).get("training", {}).get("runs_ok") or 0)
+
+
+def _wait_for_version(api: LSApi, backend_url: str, pid: int, t0: float, deadline_s: float, runs_ok_before: int, what: str) -> tuple[str, float, list[float]]:
+    """Wait until Label Studio's ``project.model_version`` names a lasl version; returns it, the seconds
+    since ``t0`` and the latency of each question to Label Studio (ms).
+
+    Label Studio is asked only every LS_POLL_S while the backend's run is going, and right away once the
+    backend has finished a run (its ``runs_ok`` grew, counted after the PATCH) or is not running:
+    GET /api/projects/{id} aggregates over the whole project (~140 ms at 10,000 tasks), so asking 4x a
+    second, as this benchmark did before, loaded the 2 cores it measures. The backend's own /metrics is
+    cheap and is polled every 0.25 s."""
+    ls_ms: list[float] = []
+    next_ls, polls = t0, 0
+    while time.monotonic() - t0 < deadline_s and polls < 100_000:
+        polls += 1
+        tr = _metrics(backend_url, pid).get("training", {})
+        status = tr.get("status")
+        if status == "failed" and tr.get("last_error"):
+            raise RuntimeError(f"training failed: {tr['last_error']}")
+        if polls % 60 == 0:
+            _log(f"{what}: {time.monotonic() - t0:.0f} s, training {status} {tr.get('progress')}")
+        now = time.monotonic()
+        if status != "running" or int(tr.get("runs_ok") or 0) > runs_ok_before or now >= next_ls:
+            mv = api.project(pid).get("model_version") or ""
+            ls_ms.append(1000 * (time.monotonic() - now))
+            next_ls = now + LS_POLL_S
+            if mv.startswith("lasl-v"):
+                return mv, time.monotonic() - t0, ls_ms
+        time.sleep(0.25)
+    raise TimeoutError(f"{what}: no new model_version within {deadline_s:.0f} s")
+
+
 def measure_push(api: LSApi, backend: BackendProcess, recs: Sequence[Any], n_pool: int, pool_texts: Sequence[str], deadline_s: float) -> dict[str, Any]:
     cfg = ner_label_config(LABELS6)
     pid = api.create_project(f"bench push {n_pool}", cfg)
@@ -545,36 +565,11 @@ def measure_push(api: LSApi, backend: BackendProcess, recs: Sequence[Any], n_poo
     api.import_tasks(pid, tasks)
     _log(f"push {n_pool}: project {pid}: imported {len(tasks)} tasks in {time.monotonic() - t:.1f} s; START_TRAINING to the backend")
     client = HttpClient(backend.url)
+    runs_ok_before = _runs_ok(backend.url, pid)
     load_before = loadavg()
     t0 = time.monotonic()
     client.json("POST", "/webhook", {"action": "START_TRAINING", "project": {"id": pid, "label_config": cfg}})
-    # Label Studio is asked for the project's model_version only every LS_POLL_S while the backend's run
-    # is going, and right away once it is not: GET /api/projects/{id} aggregates over the whole project
-    # (10,000 tasks and their predictions), so asking 4x a second, as this loop did before, loaded the
-    # 2 cores that the backend scores on. The backend's own /metrics is cheap and is polled every 0.25 s.
-    version, t_version, polls, status = None, None, 0, None
-    ls_ms: list[float] = []
-    next_ls = t0
-    while time.monotonic() - t0 < deadline_s and polls < 100_000:
-        polls += 1
-        m = _metrics(backend.url, pid)
-        tr = m.get("training", {})
-        status = tr.get("status")
-        if status == "failed":
-            raise RuntimeError(f"training failed: {tr.get('last_error')}")
-        if polls % 60 == 0:
-            _log(f"push {n_pool}: {time.monotonic() - t0:.0f} s, training {status} {tr.get('progress')}")
-        now = time.monotonic()
-        if status != "running" or now >= next_ls:
-            mv = api.project(pid).get("model_version") or ""
-            ls_ms.append(1000 * (time.monotonic() - now))
-            next_ls = now + LS_POLL_S
-            if mv.startswith("lasl-v"):
-                version, t_version = mv, time.monotonic() - t0
-                break
-        time.sleep(0.25)
-    if version is None:
-        raise TimeoutError(f"push {n_pool}: no new model_version within {deadline_s:.0f} s")
+    version, t_version, ls_ms = _wait_for_version(api, backend.url, pid, t0, deadline_s, runs_ok_before, f"push {n_pool}")
     m = _metrics(backend.url, pid)
     for _ in range(200):  # the run records its duration right after the PATCH and the swap
         if m.get("training", {}).get("status") != "running":
