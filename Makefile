@@ -33,9 +33,10 @@ help:
 
 setup: $(STAMP)
 
-# The stamp is rebuilt only when a requirements file or pyproject.toml changes, so `make setup` is fast.
+# The stamp is rebuilt only when a requirements file, pyproject.toml, setup.py or the C CRF kernel changes,
+# so `make setup` is fast. `pip install -e .` compiles the kernel in place (optional: no compiler, numpy kernel).
 # torch is pinned in requirements.txt (the CPU build on this disk); never let pip pick an unpinned torch.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.py lasl_backend/_crfkernel.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt -r requirements-dev.txt
 	$(PIP) install --no-deps -e .

@@ -3,9 +3,10 @@
 - scoring: the full active-learning scoring pass over the training records (encoder, then log Z,
   best and worst path and marginals in float64), records/s, and the achieved GFLOP/s as a fraction of
   a large fp32 matmul's GFLOP/s measured in the same run (the machine's roofline);
-- crf_kernel: the fused float64 kernel against the same outputs from pytorch-crf (its normaliser,
-  its decode for the best path, its decode on negated parameters for the worst path, and marginals as
-  the gradient of its normaliser), on the same emissions;
+- crf_kernel: the fused float64 kernel (``kernel``: C, or numpy where the C extension is not built)
+  against the same outputs from pytorch-crf (its normaliser, its decode for the best path, its decode on
+  negated parameters for the worst path, and marginals as the gradient of its normaliser), on the same
+  emissions, and against the numpy kernel;
 - training: characters/s of a training step (forward, CRF loss, backward, Adam);
 - lasl_round: one simulator round of LASL at 30% labeled (300 labeled + 700 unlabeled records, the
   simulator's fine-tuning settings: 2 epochs, at least 100 steps, Mean Teacher + LPN), timed in its
@@ -150,9 +151,9 @@ def bench_crf_kernel(model: NerModel, texts: list[str], reps: int) -> dict[str, 
             getattr(neg, name).copy_(-getattr(tagger.crf, name))
     params = (ref.start_transitions, ref.end_transitions, ref.transitions)
 
-    def ours() -> None:
+    def ours(kernel: str = "auto") -> None:
         for em, mask in inputs:
-            crfmod.crf_bounds(em, mask, *params, with_marginals=True)
+            crfmod.crf_bounds(em, mask, *params, with_marginals=True, kernel=kernel)
 
     def theirs() -> None:
         for em, mask in inputs:
@@ -173,15 +174,19 @@ def bench_crf_kernel(model: NerModel, texts: list[str], reps: int) -> dict[str, 
     with torch.no_grad():
         lz = ref._compute_normalizer(em.transpose(0, 1), mask.transpose(0, 1))
     assert torch.allclose(r.log_z, lz, atol=1e-8), "kernel and pytorch-crf disagree on log Z"
-    # both sides on one thread: this kernel's loop is numpy, and on a busy machine a torch OpenMP pool
-    # spinning against other processes would make pytorch-crf look far slower than it is
+    # all sides on one thread: on a busy machine a torch OpenMP pool spinning against other processes would
+    # make pytorch-crf look far slower than it is
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         t_ours, t_ref = timeit(ours), timeit(theirs)
+        t_numpy = timeit(lambda: ours("numpy"))
     finally:
         torch.set_num_threads(before)
-    return {"chunks": len(chunks), "threads": 1, "ours_s": t_ours, "pytorch_crf_s": t_ref, "speedup_vs_pytorch_crf": t_ref / t_ours}
+    return {
+        "chunks": len(chunks), "threads": 1, "kernel": crfmod.kernel_name(), "ours_s": t_ours, "numpy_kernel_s": t_numpy,
+        "pytorch_crf_s": t_ref, "speedup_vs_pytorch_crf": t_ref / t_ours, "speedup_vs_numpy_kernel": t_numpy / t_ours,
+    }
 
 
 def _time(fn) -> float:
@@ -290,7 +295,7 @@ def run_bench(
     lpn_sizes = bench_lpn_sizes(texts, threads, 20 if quick else 100, 1)
     _log("CRF kernel vs pytorch-crf")
     kernel = bench_crf_kernel(model, texts[: (100 if quick else 1000)], reps)
-    _log(f"  speed-up {kernel['speedup_vs_pytorch_crf']:.1f}x")
+    _log(f"  {kernel['kernel']} kernel: {kernel['speedup_vs_pytorch_crf']:.1f}x pytorch-crf's speed, {kernel['speedup_vs_numpy_kernel']:.1f}x numpy's")
     _log("training steps")
     training = bench_training(records, 10 if quick else 60, dev)
     _log(f"  {training['chars_per_s']:.0f} chars/s")

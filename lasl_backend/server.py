@@ -58,6 +58,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from . import __version__
 from .backend import CONTINUE_REASON, LaslBackend, NotEnoughLabeledError
 from .config import ConfigError, Settings, install_secret_filter
+from .crf import kernel_name as crf_kernel_name
 from .labelconfig import LabelConfigError
 from .ls_client import LabelStudioError
 from .store import ModelStore, UnsafePathError, check_project_id
@@ -531,6 +532,8 @@ def init_app(
         import torch
 
         torch.set_num_threads(settings.torch_threads)
+    if crf_kernel_name() != "c":
+        log.warning("CRF kernel: %s; scoring still works, 10-20x slower per record", crf_kernel_name())
 
     app = Flask("lasl_backend")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
@@ -583,7 +586,7 @@ def init_app(
     @app.get("/", endpoint="index")
     @app.get("/health", endpoint="health")
     def health() -> Response:
-        return jsonify({"status": "UP", "model_class": model_class.__name__, "version": __version__})
+        return jsonify({"status": "UP", "model_class": model_class.__name__, "version": __version__, "crf_kernel": crf_kernel_name()})
 
     @app.post("/setup")
     def setup() -> Response:

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+from lasl_backend import crf
 from lasl_backend.backend import COLD_START_VERSION, CONTINUE_REASON, UNREADABLE_SCORE, LaslBackend, ServedModel, dbs_score
 from lasl_backend.config import Settings
 from lasl_backend.model import NerModel, RecordScore, SpanPrediction
@@ -418,6 +419,7 @@ def test_health_is_cheap_json(cold: Any) -> None:
     for path in ("/", "/health"):
         r = cold.get(path)
         assert r.status_code == 200 and r.get_json()["status"] == "UP"
+    assert cold.get("/health").get_json()["crf_kernel"] == crf.kernel_name()
 
 
 def test_setup_is_fast_model_free_and_idempotent(cold: Any) -> None:

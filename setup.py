@@ -1,0 +1,13 @@
+"""Builds the optional C CRF kernel (lasl_backend/_crfkernel.c); everything else is in pyproject.toml.
+
+``optional=True``: without a C compiler the install still succeeds, and lasl_backend.crf falls back to
+its numpy kernel (same results, ~10-20x slower per record; ``lasl bench`` and /health say which one runs).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension("lasl_backend._crfkernel", ["lasl_backend/_crfkernel.c"], extra_compile_args=["-O3"], optional=True),
+    ],
+)
