@@ -39,6 +39,7 @@ import torch
 from torchcrf import CRF
 
 from .batching import collate, length_batches, make_chunks
+from .config import Settings
 from .data import Record, read_jsonl
 from .model import DEFAULT_LPN_LAYERS, NerModel
 
@@ -260,9 +261,10 @@ def bench_lasl_round(records: list[Record], test: list[Record], threads: int, qu
 
 
 def run_bench(
-    data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False, device: str = "cpu", lpn_layers: int = DEFAULT_LPN_LAYERS
+    data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False, device: str = "cpu", lpn_layers: int = Settings.lpn_layers
 ) -> dict[str, Any]:
-    """Every number of the module doc; ``lpn_layers`` sizes the LPN of one_record, scoring_lpn and lasl_round."""
+    """Every number of the module doc; ``lpn_layers`` sizes the LPN of one_record, scoring_lpn and lasl_round
+    (default: the backend's size, ``LASL_LPN_LAYERS``'s default)."""
     from .model import resolve_device
 
     dev = resolve_device(device)

@@ -349,7 +349,7 @@ def measure_queue(api: LSApi, ls_url: str, token: str, backend: BackendProcess, 
     res = {
         "labeled_tasks": n_labeled,
         "unlabeled_tasks": len(recs) - n_labeled,
-        "train_settings": {k: backend.env.get(k, "default") for k in ("LASL_EPOCHS", "LASL_MIN_STEPS", "LASL_MAX_STEPS", "LASL_TORCH_THREADS", "LASL_TRAIN_SECONDS", "LASL_TRAIN_THREADS", "LASL_CONTINUE_RUNS", "LASL_LPN_LAYERS")},
+        "train_settings": _effective_settings(backend.env),
         "trigger_http_s": round(trigger_answer_s, 3),
         "trigger_to_model_version_s": round(t_version, 2),
         "trigger_to_reordered_queue_s": None if t_next is None else round(t_next, 2),
@@ -524,6 +524,19 @@ LS_POLL_S = 2.0
 
 def _runs_ok(backend_url: str, pid: int) -> int:
     return int(_metrics(backend_url, pid).get("training", {}).get("runs_ok") or 0)
+
+
+def _effective_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The training settings the backend ran with: its environment read as the backend reads it, so a
+    report stays right when a default changes (``LASL_LPN_LAYERS`` went from 2 to 0 in session 7)."""
+    from .config import Settings
+
+    s = Settings.from_env(env)
+    return {
+        "LASL_EPOCHS": s.epochs, "LASL_MIN_STEPS": s.min_steps, "LASL_MAX_STEPS": s.max_steps,
+        "LASL_TORCH_THREADS": s.torch_threads, "LASL_TRAIN_SECONDS": s.train_seconds, "LASL_TRAIN_THREADS": s.train_threads,
+        "LASL_CONTINUE_RUNS": s.continue_runs, "LASL_LPN_LAYERS": s.lpn_layers,
+    }
 
 
 def _wait_for_version(api: LSApi, backend_url: str, pid: int, t0: float, deadline_s: float, runs_ok_before: int, what: str) -> tuple[str, float, list[float]]:

@@ -26,3 +26,13 @@ def test_lpn_sizes_rows_measure_a_model_of_each_size(monkeypatch: pytest.MonkeyP
     for r in rows:
         assert r["records_per_s"] > 0 and r["scoring_10k_s"] > 0
         assert 0 < r["one_record_p50_ms"] <= r["one_record_p95_ms"]
+
+
+def test_server_bench_records_the_settings_the_backend_ran_with() -> None:
+    """A report names the LPN size the backend really used, not "default" (a default can change)."""
+    from lasl_backend.bench_server import _effective_settings
+    from lasl_backend.config import Settings
+
+    assert _effective_settings({})["LASL_LPN_LAYERS"] == Settings().lpn_layers
+    got = _effective_settings({"LASL_LPN_LAYERS": "2", "LASL_TRAIN_SECONDS": "45"})
+    assert got["LASL_LPN_LAYERS"] == 2 and got["LASL_TRAIN_SECONDS"] == 45.0

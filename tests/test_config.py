@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lasl_backend.config import ConfigError, SecretRedactingFilter, Settings
+from lasl_backend.config import ENV_DOC, ConfigError, SecretRedactingFilter, Settings
 
 
 def test_defaults() -> None:
@@ -15,7 +15,8 @@ def test_defaults() -> None:
     assert (s.train_every, s.encoder, s.device, s.uncertainty_sampling) == (10, "char", "cpu", True)
     assert s.max_request_bytes == 32 * 1024 * 1024 and s.model_dir == Path("models")
     assert not s.auth_enabled and s.label_studio_url is None
-    assert s.lpn_layers == 2  # the paper's loss prediction net
+    assert s.lpn_layers == 0 == Settings().lpn_layers  # the shared-encoder loss net (README: why not the paper's 2)
+    assert dict((n, d) for n, d, _ in ENV_DOC)["LASL_LPN_LAYERS"] == "0"  # the README's table says the same
 
 
 def test_values_are_read() -> None:
@@ -24,12 +25,12 @@ def test_values_are_read() -> None:
         "BASIC_AUTH_USER": "u", "BASIC_AUTH_PASS": "p w", "LOG_LEVEL": "debug", "LASL_TRAIN_EVERY": "3",
         "LASL_DEVICE": "cuda:1", "LASL_UNCERTAINTY_SAMPLING": "off", "LASL_MAX_REQUEST_MB": "1.5",
         "LASL_VERSIONS_KEPT": "7", "LASL_EPOCHS": "2", "LASL_LABELS_NAME": "ner", "LASL_SCHEDULE": "root",
-        "LASL_LPN_LAYERS": "0",
+        "LASL_LPN_LAYERS": "2",
     })
     assert s.label_studio_url == "http://ls:8080" and s.auth_enabled and s.basic_auth_pass == "p w"
     assert (s.log_level, s.train_every, s.device, s.uncertainty_sampling) == ("DEBUG", 3, "cuda:1", False)
     assert s.max_request_bytes == int(1.5 * 1024 * 1024) and s.versions_kept == 7 and s.epochs == 2
-    assert s.labels_name == "ner" and s.schedule == "root" and s.lpn_layers == 0
+    assert s.labels_name == "ner" and s.schedule == "root" and s.lpn_layers == 2
 
 
 @pytest.mark.parametrize(

@@ -267,22 +267,22 @@ def test_restart_serves_latest_good_with_identical_predictions(trained: SimpleNa
 
 
 def test_a_changed_lpn_size_takes_effect_at_the_next_run(trained: SimpleNamespace, tmp_path: Path) -> None:
-    # the serving version has the paper's 2-layer LPN; restarted with LASL_LPN_LAYERS=0, the next run
-    # fine-tunes that version's tagger, gives it a new (shared-encoder) loss net, and pushes its scores
+    # the serving version has the default shared-encoder loss net; restarted with LASL_LPN_LAYERS=2, the
+    # next run fine-tunes that version's tagger, gives it the paper's 2-layer LPN, and pushes its scores
     d = tmp_path / "copy"
     shutil.copytree(trained.dir, d)
     store = ModelStore(d)
-    assert NerModel.load(store.model_path(1, trained.v2)).lpn_layers == 2
+    assert NerModel.load(store.model_path(1, trained.v2)).lpn_layers == 0
     with FakeLabelStudio() as fake:
         populate(fake)
-        app = init_app(LaslBackend, settings=make_settings(d, fake, lpn_layers=0))
+        app = init_app(LaslBackend, settings=make_settings(d, fake, lpn_layers=2))
         c = app.test_client()
         c.post("/setup", json={"project": "1.1795659941", "schema": LABEL_CONFIG, "hostname": fake.url, "access_token": fake.token})
         assert c.post("/webhook", json=start_training()).status_code == 201
         wait_idle(app)
         v3 = store.current(1)
         assert v3 not in (trained.v1, trained.v2) and store.read_meta(1, v3)["base_version"] == trained.v2
-        assert NerModel.load(store.model_path(1, v3)).lpn_layers == 0
+        assert NerModel.load(store.model_path(1, v3)).lpn_layers == 2
         latest = fake.latest_predictions(1)
         assert latest and all(p["model_version"] == v3 for p in latest.values())
         assert len({round(p["score"], 9) for p in latest.values()}) > 1  # the new loss net's scores order the pool
@@ -804,9 +804,9 @@ def test_only_a_first_run_warms_the_tagger_up_alone(tmp_path: Path) -> None:
 
 
 def test_the_lpn_size_setting_reaches_the_training_run(tmp_path: Path) -> None:
-    assert LaslBackend(project_id=1, settings=make_settings(tmp_path)).train_config().lpn_layers == 2
-    b = LaslBackend(project_id=1, settings=make_settings(tmp_path, lpn_layers=0))
-    assert b.train_config().lpn_layers == 0 and b.train_config().lossnet == "lpn"
+    assert LaslBackend(project_id=1, settings=make_settings(tmp_path)).train_config().lpn_layers == 0
+    b = LaslBackend(project_id=1, settings=make_settings(tmp_path, lpn_layers=2))
+    assert b.train_config().lpn_layers == 2 and b.train_config().lossnet == "lpn"
 
 
 def test_projects_are_independent(tmp_path: Path) -> None:
