@@ -101,14 +101,22 @@ def bench_scoring(model: NerModel, texts: list[str], reps: int, workers: int) ->
 
 
 def bench_one_record(model: NerModel, text: str, n: int, workers: int) -> dict[str, Any]:
-    """Latency of scoring one record as /predict does (entities, L_min, L_max, L_p), without HTTP."""
-    for _ in range(3):
-        model.predict([text], workers=workers)
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        model.predict([text], workers=workers)
-        times.append(time.perf_counter() - t)
+    """Latency of scoring one record as /predict does (entities, L_min, L_max, L_p), without HTTP.
+
+    With one torch thread, as the backend runs (``LASL_TORCH_THREADS=1``): the two Bi-LSTM directions
+    already take the two cores, and an intra-op pool on top made this 1.5x slower (measured)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(3):
+            model.predict([text], workers=workers)
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            model.predict([text], workers=workers)
+            times.append(time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(before)
     from .bench_server import percentiles
 
     return {"chars": len(text), "n": n, **{f"{k}_ms": 1000 * v for k, v in percentiles(times).items()}}
