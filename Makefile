@@ -36,7 +36,7 @@ setup: $(STAMP)
 # The stamp is rebuilt only when a requirements file, pyproject.toml, setup.py or the C CRF kernel changes,
 # so `make setup` is fast. `pip install -e .` compiles the kernel in place (optional: no compiler, numpy kernel).
 # torch is pinned in requirements.txt (the CPU build on this disk); never let pip pick an unpinned torch.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.py lasl_backend/_crfkernel.c
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.py lasl_backend/crf/_crfkernel.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt -r requirements-dev.txt
 	$(PIP) install --no-deps -e .
@@ -57,7 +57,7 @@ endif
 test-unit: setup
 	$(call run_pytest,not e2e)
 
-# The e2e tests install Label Studio into $(LS_VENV) themselves on first use (lasl_backend.labelstudio_dev).
+# The e2e tests install Label Studio into $(LS_VENV) themselves on first use (lasl_backend.devtools.labelstudio_dev).
 test-e2e: setup test-unit
 	$(call run_pytest,e2e)
 
@@ -69,11 +69,11 @@ serve: setup
 	$(LASL) serve --host $(HOST) --port $(PORT)
 
 demo: setup
-	$(PY) -m lasl_backend.demo
+	$(PY) -m lasl_backend.devtools.demo
 
 # Needs only the standard library, so it does not wait for `setup`.
 ls-venv:
-	$(PYTHON) -m lasl_backend.labelstudio_dev install $(LS_VENV)
+	$(PYTHON) -m lasl_backend.devtools.labelstudio_dev install $(LS_VENV)
 
 bench: setup
 	$(LASL) bench

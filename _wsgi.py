@@ -6,9 +6,9 @@ Configuration comes from the environment (see ``lasl_backend.config``); a bad va
 
 import logging
 
-from lasl_backend.backend import LaslBackend
+from lasl_backend.serving.backend import LaslBackend
 from lasl_backend.config import Settings
-from lasl_backend.server import init_app
+from lasl_backend.serving.routes import init_app
 
 settings = Settings.from_env()
 logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,4 +1,4 @@
-"""Builds the optional C CRF kernel (lasl_backend/_crfkernel.c); everything else is in pyproject.toml.
+"""Builds the optional C CRF kernel (lasl_backend/crf/_crfkernel.c); everything else is in pyproject.toml.
 
 ``optional=True``: without a C compiler the install still succeeds, and lasl_backend.crf falls back to
 its numpy kernel (same results; ~20x slower on one record, 4x on batches of 64 chunks; ``lasl bench`` and /health say which one runs).
@@ -8,6 +8,6 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("lasl_backend._crfkernel", ["lasl_backend/_crfkernel.c"], extra_compile_args=["-O3"], optional=True),
+        Extension("lasl_backend.crf._crfkernel", ["lasl_backend/crf/_crfkernel.c"], extra_compile_args=["-O3"], optional=True),
     ],
 )

@@ -32,8 +32,8 @@ def _default_data_dir() -> Path | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .model import resolve_device
-    from .training import TrainConfig, train_lasl
+    from .ner.model import resolve_device
+    from .ner.training import TrainConfig, train_lasl
 
     train = read_jsonl(args.train)
     dev = read_jsonl(args.dev) if args.dev else None
@@ -69,9 +69,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .checkpoint import CheckpointError
+    from .ner.checkpoint import CheckpointError
     from .metrics import entity_prf
-    from .model import NerModel
+    from .ner.model import NerModel
 
     if args.threads:
         import torch
@@ -98,7 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .devtools.bench import run_bench
 
     data_dir = Path(args.data) if args.data else _default_data_dir()
     report = run_bench(data_dir, threads=args.threads, quick=args.quick, server=args.server, device=args.device, lpn_layers=args.lpn_layers)
@@ -110,13 +110,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulate import main_from_args
+    from .sim.simulate import main_from_args
 
     return main_from_args(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import serve
+    from .serving.routes import serve
 
     serve(args.host, args.port, threads=args.threads, log_level=args.log_level)
     return 0

@@ -39,7 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lasl_backend.bench_server import (  # noqa: E402
+from lasl_backend.devtools.bench_server import (  # noqa: E402
     LABELS6,
     BackendProcess,
     HttpClient,
@@ -50,7 +50,7 @@ from lasl_backend.bench_server import (  # noqa: E402
     percentiles,
     predict_body,
 )
-from lasl_backend.labelstudio_dev import LabelStudioServer, ensure_ls_venv, ner_label_config  # noqa: E402
+from lasl_backend.devtools.labelstudio_dev import LabelStudioServer, ensure_ls_venv, ner_label_config  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -231,7 +231,7 @@ def main() -> int:
         raise SystemExit(f"stopped by signal {signum}")  # which stops Label Studio and the backend
 
     signal.signal(signal.SIGTERM, _stop)
-    from lasl_backend.synthetic import make_records
+    from lasl_backend.devtools.synthetic import make_records
 
     recs = make_records(max(args.labeled + args.unlabeled, 50), seed=21, mean_chars=418)
     texts = sorted((r.text for r in recs), key=lambda t: abs(len(t) - 400))[:200]

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lasl_backend.bench import bench_lpn_sizes, load_records  # noqa: E402
+from lasl_backend.devtools.bench import bench_lpn_sizes, load_records  # noqa: E402
 
 
 def main() -> None:

@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lasl_backend.batching import collate, length_batches, make_chunks  # noqa: E402
-from lasl_backend.bench_server import percentiles  # noqa: E402
-from lasl_backend.model import NerModel, resolve_device  # noqa: E402
-from lasl_backend.synthetic import LABELS, make_records  # noqa: E402
+from lasl_backend.ner.batching import collate, length_batches, make_chunks  # noqa: E402
+from lasl_backend.devtools.bench_server import percentiles  # noqa: E402
+from lasl_backend.ner.model import NerModel, resolve_device  # noqa: E402
+from lasl_backend.devtools.synthetic import LABELS, make_records  # noqa: E402
 
 
 def timed(fn: Callable[[], object], reps: int, device: torch.device) -> dict[str, float]:

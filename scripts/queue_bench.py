@@ -1,4 +1,4 @@
-"""Only the queue measurement of ``lasl_backend.bench_server`` (START_TRAINING → reordered queue at 300
+"""Only the queue measurement of ``lasl_backend.devtools.bench_server`` (START_TRAINING → reordered queue at 300
 labeled + 700 unlabeled tasks, then the follow-up runs), with extra backend settings: to re-measure it
 after changing a training setting without the /predict and push measurements (~20 min).
 
@@ -12,10 +12,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from lasl_backend.bench import load_records
-from lasl_backend.bench_server import BackendProcess, LSApi, _texts_and_gold, loadavg, measure_queue
+from lasl_backend.devtools.bench import load_records
+from lasl_backend.devtools.bench_server import BackendProcess, LSApi, _texts_and_gold, loadavg, measure_queue
 from lasl_backend.cli import _default_data_dir
-from lasl_backend.labelstudio_dev import LabelStudioServer, ensure_ls_venv
+from lasl_backend.devtools.labelstudio_dev import LabelStudioServer, ensure_ls_venv
 
 
 def main() -> None:

@@ -1,0 +1,158 @@
+"""Training: it learns, it is reproducible, it reports progress, and its options do what they say."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lasl_backend.devtools.synthetic import make_records
+from lasl_backend.ner.training import TrainConfig, TrainingCancelled, TrainingError, evaluate_model, train_lasl
+
+
+@pytest.fixture(scope="module")
+def records():
+    return make_records(60, seed=7, mean_chars=70, max_chars=140)
+
+
+def test_learns_synthetic_entities_and_reports_progress(records):
+    rows = []
+    cfg = TrainConfig(max_epochs=6, min_steps=0, dev_fraction=0.0, seed=0, lr=5e-3)
+    res = train_lasl(records[:48], config=cfg, progress=rows.append)
+    assert [r["epoch"] for r in rows] == list(range(1, 7))
+    assert all({"loss", "seconds", "step"} <= set(r) for r in rows)
+    assert rows[-1]["loss"] < rows[0]["loss"] / 2
+    f1 = evaluate_model(res.model, records[48:])["micro"]["f1"]
+    assert f1 > 0.3  # an untrained tagger scores ~0 here
+
+
+def test_same_seed_same_model(records):
+    cfg = TrainConfig(max_epochs=2, min_steps=0, dev_fraction=0.0, seed=3, lossnet="lpn", mean_teacher=True)
+    a = train_lasl(records[:20], [r.text for r in records[20:30]], config=cfg)
+    b = train_lasl(records[:20], [r.text for r in records[20:30]], config=cfg)
+    for (n1, p1), (n2, p2) in zip(a.model.student.state_dict().items(), b.model.student.state_dict().items()):
+        assert n1 == n2 and torch.equal(p1, p2)
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+
+
+@pytest.mark.parametrize("lossnet", ["lpn", "learning_loss"])
+def test_loss_net_on_a_second_thread_gives_bitwise_the_serial_weights(records, lossnet):
+    """lpn_thread moves the loss net's backward and step to a helper thread; every dropout draw stays on
+    the main thread in the same order, so student, teacher and loss net are bitwise equal."""
+    import threading
+
+    base = dict(max_epochs=2, min_steps=0, dev_fraction=0.0, seed=5, lossnet=lossnet, mean_teacher=True, threads=1)
+    serial = train_lasl(records[:20], [r.text for r in records[20:30]], config=TrainConfig(**base))
+    threads_seen: set[str] = set()
+    real_backward = torch.Tensor.backward
+
+    def spy(self, *a, **k):
+        threads_seen.add(threading.current_thread().name)
+        return real_backward(self, *a, **k)
+
+    torch.Tensor.backward = spy  # type: ignore[method-assign]
+    try:
+        split = train_lasl(records[:20], [r.text for r in records[20:30]], config=TrainConfig(**base, lpn_thread=True))
+    finally:
+        torch.Tensor.backward = real_backward  # type: ignore[method-assign]
+    assert any(n.startswith("lpn-step") for n in threads_seen)  # the helper thread really ran backward
+    for name in ("student", "teacher", "lossnet"):
+        a, b = getattr(serial.model, name).state_dict(), getattr(split.model, name).state_dict()
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}.{k} differs"
+    assert [h["rank_loss"] for h in serial.history] == [h["rank_loss"] for h in split.history]
+    assert torch.get_num_threads() == 1  # restored (it was 1 before)
+
+
+def test_early_stopping_and_served_model_choice(records):
+    cfg = TrainConfig(max_epochs=30, min_steps=0, dev_fraction=0.25, min_dev_records=5, patience=1, seed=0, mean_teacher=True)
+    res = train_lasl(records[:40], config=cfg)
+    assert res.n_dev == 10 and res.dev_f1 is not None
+    assert len(res.history) < 30  # stopped early
+    best = max(res.history, key=lambda h: h["dev_f1"])
+    assert res.dev_f1 == best["dev_f1"]
+    expect = "teacher" if best["teacher_f1"] >= best["student_f1"] else "student"
+    assert res.served == expect == res.model.serve
+
+
+def test_fine_tuning_leaves_the_base_untouched(records):
+    cfg = TrainConfig(max_epochs=1, min_steps=0, dev_fraction=0.0)
+    base = train_lasl(records[:10], config=cfg).model
+    before = {k: v.clone() for k, v in base.student.state_dict().items()}
+    tuned = train_lasl(records[10:20], config=cfg, base=base).model
+    assert all(torch.equal(before[k], v) for k, v in base.student.state_dict().items())
+    assert any(not torch.equal(before[k], v) for k, v in tuned.student.state_dict().items())
+
+
+def test_lpn_gradients_stop_at_the_tagger_unless_asked(records):
+    """Gap 5: by default the ranking loss trains the LPN only; lpn_backprop=True lets it reach the encoder."""
+    from lasl_backend.ner.batching import collate, make_chunks
+    from lasl_backend.ner.lossnet import ranking_loss
+    from lasl_backend.ner.model import NerModel
+
+    m = NerModel.create(["药物", "疾病和诊断", "解剖部位", "手术", "实验室检验", "影像检查"], texts=[r.text for r in records], lossnet_kind="lpn")
+    ch = make_chunks([r.text for r in records[:4]], m.encode, 200, [r.entities for r in records[:4]], m.scheme)
+    ids, mask, tags = collate(ch)
+    for backprop, expect_grad in ((False, False), (True, True)):
+        m.student.zero_grad()
+        em, layers = m.student(ids, mask)
+        b = m.student.bounds(em, mask, with_marginals=False)
+        feats = layers[-1] if backprop else layers[-1].detach()
+        pred = m.lossnet(feats, mask, torch.stack([b.l_min, b.l_max], 1).float())
+        ranking_loss(pred, m.student.nll(em, tags, mask).detach()).backward()
+        g = m.student.encoder.lstm.fwd.weight_ih_l0.grad
+        assert (g is not None and bool(g.abs().sum() > 0)) == expect_grad
+
+
+def test_errors_and_cancel(records):
+    with pytest.raises(TrainingError, match="no labeled"):
+        train_lasl([], config=TrainConfig())
+    with pytest.raises(TrainingError, match="outside the label set"):
+        train_lasl(records[:5], labels=["药物"], config=TrainConfig(max_epochs=1, min_steps=0, dev_fraction=0.0))
+    with pytest.raises(TrainingCancelled):
+        train_lasl(records[:5], config=TrainConfig(max_epochs=1, min_steps=0, dev_fraction=0.0), should_stop=lambda: True)
+
+
+def test_time_budget_ends_the_run_early(records):
+    cfg = TrainConfig(max_epochs=50, min_steps=0, dev_fraction=0.0, max_seconds=0.5)
+    res = train_lasl(records[:30], config=cfg)
+    assert 0 < res.steps < 50 * 3  # 30 records are ~3 batches per epoch: far fewer steps were run
+    assert res.out_of_time  # the backend schedules a follow-up run on this flag
+
+
+def test_a_run_that_ends_on_its_epochs_is_not_out_of_time(records):
+    res = train_lasl(records[:10], config=TrainConfig(max_epochs=1, min_steps=0, dev_fraction=0.0, max_seconds=600))
+    assert res.steps > 0 and not res.out_of_time
+
+
+def test_dev_f1_ties_keep_the_later_period(records):
+    """Records without entities give dev F1 0.0 every period: the kept model must be the last one,
+    not the barely trained first one."""
+    from lasl_backend.data import Record
+
+    blank = [Record(r.id, r.text, []) for r in records[:30]]
+    cfg = TrainConfig(max_epochs=4, min_steps=0, dev_fraction=0.34, min_dev_records=5, patience=10, seed=0)
+    res = train_lasl(blank, labels=["药物"], config=cfg)
+    assert [h["dev_f1"] for h in res.history] == [0.0] * 4
+    last_state = res.model.student.state_dict()
+    # retraining for 1 period gives a different (less trained) model than the one kept
+    one = train_lasl(blank, labels=["药物"], config=TrainConfig(max_epochs=1, min_steps=0, dev_fraction=0.34, min_dev_records=5, seed=0))
+    assert any(not torch.equal(last_state[k], v) for k, v in one.model.student.state_dict().items())
+
+
+def test_tagger_warmup_trains_the_tagger_alone_first(records):
+    """Within tagger_warmup_seconds the loss net gets no step and no consistency loss is computed; the
+    tagger learns and the EMA teacher still follows it."""
+    base = dict(max_epochs=1, min_steps=0, dev_fraction=0.0, seed=2, lossnet="lpn", mean_teacher=True)
+    ref = train_lasl(records[:20], [r.text for r in records[20:30]], config=TrainConfig(**base))
+    assert "rank_loss" in ref.history[0] and "consistency" in ref.history[0]
+    init = train_lasl(records[:20], [r.text for r in records[20:30]], config=TrainConfig(**base, max_steps=1))
+    warm = train_lasl(records[:20], [r.text for r in records[20:30]], base=init.model,
+                      config=TrainConfig(**base, tagger_warmup_seconds=600.0))
+    assert "rank_loss" not in warm.history[0] and "consistency" not in warm.history[0]
+    before, after = init.model.lossnet.state_dict(), warm.model.lossnet.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the loss net did not move
+    moved = [k for k, v in init.model.student.state_dict().items() if not torch.equal(v, warm.model.student.state_dict()[k])]
+    assert moved  # the tagger did
+    t_before, t_after = init.model.teacher.state_dict(), warm.model.teacher.state_dict()
+    assert any(not torch.equal(t_before[k], t_after[k]) for k in t_before)  # the EMA followed

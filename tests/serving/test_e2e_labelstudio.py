@@ -1,0 +1,197 @@
+"""End to end against a REAL Label Studio 1.23.2 and the backend under gunicorn (issue 4, "Tests").
+
+Label Studio is installed into ``.ls-venv`` on first use and started on loopback with SQLite; the
+backend runs as ``lasl_backend.serving.routes.serve`` in a subprocess, exactly as ``lasl serve`` runs it.
+Training is tiny (2 optimizer steps): this checks the protocol, not the model's quality; a barely
+trained tagger still predicts many spans, which exercises the offsets after astral characters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from lasl_backend.devtools.labelstudio_dev import (
+    LabelStudioServer,
+    connect_backend,
+    create_project,
+    ensure_ls_venv,
+    free_port,
+    ner_label_config,
+    wait_http_ok,
+)
+from lasl_backend.devtools.synthetic import LABELS, make_records
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+EMOJI_TEXTS = [
+    "患者😀因𠀀2型糖尿病入院，\r\n予二甲双胍　口服，复查血糖。",
+    "𠀀𠀁胸部CT示右肺结节，拟行肺叶切除术。😀😀",
+    "😀😀😀术后病理：胃癌，腹部B超未见肝转移。\r\n",
+]
+N_ANNOTATE = 6
+TRAIN_TIMEOUT = 300.0
+
+
+class LS:
+    """The few Label Studio REST calls the test makes, with the legacy token."""
+
+    def __init__(self, url: str, token: str) -> None:
+        import requests
+
+        self.url = url
+        self.s = requests.Session()
+        self.s.headers["Authorization"] = f"Token {token}"
+
+    def get(self, path: str, **kw: Any) -> Any:
+        r = self.s.get(self.url + path, timeout=120, **kw)
+        r.raise_for_status()
+        return r.json()
+
+    def post(self, path: str, body: Any) -> Any:
+        r = self.s.post(self.url + path, json=body, timeout=120)
+        assert r.status_code < 300, (path, r.status_code, r.text[:500])
+        return r.json() if r.content else None
+
+    def tasks(self, pid: int) -> list[dict[str, Any]]:
+        return self.get("/api/tasks", params={"project": pid, "fields": "all", "page_size": 1000})["tasks"]
+
+    def predictions(self, pid: int) -> list[dict[str, Any]]:
+        return self.get("/api/predictions", params={"project": pid})
+
+    def annotate(self, task: dict[str, Any], spans: list[tuple[int, int, str]]) -> None:
+        text = task["data"]["text"]
+        result = [{"from_name": "label", "to_name": "text", "type": "labels",
+                   "value": {"start": s, "end": e, "text": text[s:e], "labels": [lab]}} for s, e, lab in spans]
+        self.post(f"/api/tasks/{task['id']}/annotations", {"result": result, "lead_time": 1.0})
+
+
+def check_prediction(pred: dict[str, Any], text: str) -> int:
+    """The region invariants; returns the number of regions."""
+    for r in pred["result"]:
+        v = r["value"]
+        assert r["from_name"] == "label" and r["to_name"] == "text" and r["type"] == "labels"
+        assert 0 <= v["start"] < v["end"] <= len(text) and v["text"] == text[v["start"] : v["end"]], (v, text)
+        assert v["labels"][0] in LABELS
+    return len(pred["result"])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    venv = ensure_ls_venv()
+    with LabelStudioServer(tmp / "ls", ls_venv=venv) as ls:
+        port = free_port()
+        env = dict(os.environ)
+        env.update({
+            "LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token, "MODEL_DIR": str(tmp / "models"),
+            "LASL_EPOCHS": "1", "LASL_MIN_STEPS": "2", "LASL_MAX_STEPS": "2", "LASL_TORCH_THREADS": "1",
+            "LASL_TRAIN_EVERY": "1000", "LASL_RETRY_BACKOFF_S": "1", "LOG_LEVEL": "INFO",
+        })
+        log = open(tmp / "backend.log", "wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", f"from lasl_backend.serving.routes import serve; serve('127.0.0.1', {port}, threads=4)"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        backend_url = f"http://127.0.0.1:{port}"
+        try:
+            wait_http_ok(f"{backend_url}/health", 120, proc, expect={"status": "UP"}, log_path=tmp / "backend.log")
+            yield {"ls": ls, "api": LS(ls.url, ls.token), "backend": backend_url, "log": tmp / "backend.log", "proc": proc}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+
+
+def test_label_studio_round_trip(stack: dict[str, Any]) -> None:
+    ls, api = stack["ls"], stack["api"]
+    syn = make_records(14, seed=11, mean_chars=50)
+    texts = EMOJI_TEXTS + [r.text for r in syn]
+    pid = create_project(ls.url, ls.token, "lasl e2e", ner_label_config(LABELS), texts)
+
+    # 1. connect: the backend's webhook is created (connect_backend checks it)
+    ml_id = connect_backend(ls.url, ls.token, pid, stack["backend"], "lasl")
+    tasks = {t["data"]["text"]: t for t in api.tasks(pid)}
+
+    # 2. opening a task asks the backend (cold start: valid, empty, longer-first score)
+    emoji_task = tasks[EMOJI_TEXTS[0]]
+    api.get(f"/api/tasks/{emoji_task['id']}")
+    preds = [p for p in api.predictions(pid) if p["task"] == emoji_task["id"]]
+    assert preds and preds[0]["model_version"] == "lasl-cold-start"
+    assert preds[0]["score"] == pytest.approx(1 / (1 + len(EMOJI_TEXTS[0])))
+
+    # 3. annotate N tasks through the API, then "Start training"
+    for r in syn[:N_ANNOTATE]:
+        api.annotate(tasks[r.text], [(e.start, e.end, e.label) for e in r.entities])
+    t0 = time.monotonic()
+    api.post(f"/api/ml/{ml_id}/train", {})
+    version = None
+    while time.monotonic() - t0 < TRAIN_TIMEOUT:
+        mv = api.get(f"/api/projects/{pid}")["model_version"]
+        if mv.startswith("lasl-v"):
+            version = mv
+            break
+        err = json.loads(_get(stack["backend"] + "/metrics"))["projects"].get(str(pid), {}).get("training", {}).get("last_error")
+        assert err is None, f"training failed: {err}"
+        time.sleep(1)
+    assert version, f"no new model_version within {TRAIN_TIMEOUT} s; backend log:\n" + stack["log"].read_text()[-3000:]
+    print(f"START_TRAINING -> project.model_version {version} in {time.monotonic() - t0:.1f} s")
+
+    # 4./5. every unlabeled task holds a prediction of that version; the project points at it
+    project = api.get(f"/api/projects/{pid}")
+    assert project["model_version"] == version and project["sampling"] == "Uncertainty sampling"
+    all_tasks = api.tasks(pid)
+    unlabeled = {t["id"]: t for t in all_tasks if not t["annotations"]}
+    by_task = {p["task"]: p for p in api.predictions(pid) if p["model_version"] == version}
+    assert set(unlabeled) <= set(by_task)
+    n_regions = sum(check_prediction(by_task[tid], t["data"]["text"]) for tid, t in unlabeled.items())
+    assert n_regions > 0  # offsets were really checked, astral texts included
+    metrics = json.loads(_get(stack["backend"] + "/metrics"))["projects"][str(pid)]
+    assert metrics["model_version"] == version and metrics["training"]["last_error"] is None
+    assert metrics["current_version_stats"]["labeled"] == N_ANNOTATE
+    # the run really saw the annotated regions (LS strips nested fields that `include` does not name)
+    assert metrics["current_version_stats"]["labeled_entities"] > 0
+    assert metrics["current_version_stats"]["unlabeled"] == len(texts) - N_ANNOTATE
+    from lasl_backend.labelstudio.client import LSClient
+
+    fetched = LSClient(ls.url, ls.token).fetch_tasks(pid)  # the training fetch: annotations, no predictions
+    assert len(fetched) == len(texts) and sum(1 for t in fetched if t.get("annotations")) == N_ANNOTATE
+    assert not any(t.get("predictions") for t in fetched)
+
+    # 2'. a task imported now is opened: the live model answers with valid code-point offsets
+    api.post(f"/api/projects/{pid}/import", [{"text": "😀𠀀😀患者诊断为肺腺癌，予顺铂化疗，复查胸部CT。"}])
+    new = [t for t in api.tasks(pid) if t["id"] not in {x["id"] for x in all_tasks}][0]
+    api.get(f"/api/tasks/{new['id']}")
+    new_preds = [p for p in api.predictions(pid) if p["task"] == new["id"]]
+    if not new_preds:  # a static project.model_version may stop live predictions: ask through the DM action
+        api.post(f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}", {"selectedItems": {"all": False, "included": [new["id"]]}})
+        new_preds = [p for p in api.predictions(pid) if p["task"] == new["id"]]
+    assert new_preds and new_preds[-1]["model_version"] == version
+    check_prediction(new_preds[-1], new["data"]["text"])
+
+    # 6. uncertainty sampling serves the lowest score, three times, annotating in between
+    for _ in range(3):
+        current = {t["id"]: t for t in api.tasks(pid) if not t["annotations"]}
+        scores = {p["task"]: p["score"] for p in api.predictions(pid) if p["model_version"] == version and p["task"] in current}
+        expected = min(scores, key=scores.get)
+        served = api.get(f"/api/projects/{pid}/next")
+        assert served["id"] == expected, (served["id"], expected, sorted(scores.items(), key=lambda kv: kv[1])[:3])
+        api.annotate(served, [])
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - loopback test server
+        return r.read().decode()

@@ -1,0 +1,142 @@
+"""The simulator on tiny synthetic data: output files, columns, resumability, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from lasl_backend.cli import main
+from lasl_backend.data import write_jsonl
+from lasl_backend.devtools.synthetic import make_records
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("simdata")
+    recs = make_records(28, seed=3, mean_chars=50, max_chars=90)
+    write_jsonl(recs[:20], d / "train.jsonl")
+    write_jsonl(recs[20:], d / "test.jsonl")
+    return d
+
+
+def _run(data_dir: Path, out: Path, rounds: int, strategies: str = "random,lasl") -> int:
+    return main(["simulate", "--data", str(data_dir), "--strategies", strategies, "--seeds", "0", "--init", "0.1",
+                 "--step", "0.1", "--rounds", str(rounds), "--out", str(out), "--first-round-steps", "6",
+                 "--round-steps", "2", "--epochs-per-round", "1"])
+
+
+def test_simulate_writes_results_and_resumes(data_dir, tmp_path):
+    out = tmp_path / "sim"
+    assert _run(data_dir, out, rounds=1) == 0
+    first = list(csv.DictReader((out / "results.csv").open()))
+    assert list(first[0]) == ["strategy", "seed", "round", "labeled_records", "labeled_fraction", "labeled_chars", "f1", "lambda_t", "round_seconds"]
+    assert {(r["strategy"], r["round"]) for r in first} == {("random", "0"), ("random", "1"), ("lasl", "0"), ("lasl", "1")}
+    for r in first:
+        assert int(r["labeled_records"]) == 2 * (int(r["round"]) + 1)  # 10% of 20 at start, +10% per round
+        assert float(r["labeled_fraction"]) == pytest.approx(int(r["labeled_records"]) / 20)
+        assert 0.0 <= float(r["f1"]) <= 1.0
+    assert (out / "learning_curves.png").stat().st_size > 1000
+    # the initial random set is shared by all strategies of a seed
+    st = {s: json.loads((out / "state" / f"{s}-s0" / "state.json").read_text()) for s in ("random", "lasl")}
+    assert st["random"]["rows"][0]["labeled_chars"] == st["lasl"]["rows"][0]["labeled_chars"]
+
+    # continuing to round 2 keeps rounds 0 and 1 exactly as they were (they are not recomputed)
+    assert _run(data_dir, out, rounds=2) == 0
+    second = list(csv.DictReader((out / "results.csv").open()))
+    assert len(second) == 6
+    old = {(r["strategy"], r["round"]): r for r in first}
+    for r in second:
+        if (r["strategy"], r["round"]) in old:
+            assert r == old[(r["strategy"], r["round"])]
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["settings"]["rounds"] == 2 and len(payload["rows"]) == 6
+
+
+def test_simulate_refuses_other_settings_in_same_dir(data_dir, tmp_path, capsys):
+    out = tmp_path / "sim"
+    assert _run(data_dir, out, rounds=0, strategies="random") == 0
+    rc = main(["simulate", "--data", str(data_dir), "--strategies", "random", "--seeds", "0", "--init", "0.2",
+               "--rounds", "0", "--out", str(out), "--first-round-steps", "2"])
+    assert rc == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_the_loss_baselines_reduction_is_a_setting_of_the_directory(data_dir, tmp_path, capsys):
+    out = tmp_path / "sim"
+    base = ["simulate", "--data", str(data_dir), "--strategies", "loss", "--seeds", "0", "--init", "0.1", "--step", "0.1",
+            "--rounds", "1", "--out", str(out), "--first-round-steps", "4", "--round-steps", "2", "--epochs-per-round", "1"]
+    assert main(base) == 0  # round 1 queries by the mean of the chunk scores
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["loss_reduction"] == "mean"
+    assert main(base + ["--loss-reduction", "sum"]) == 2  # two aggregations would mix in one directory
+    assert "other settings" in capsys.readouterr().err
+    # a directory recorded before the setting existed was made with the plain sum
+    del settings["loss_reduction"]
+    (out / "settings.json").write_text(json.dumps(settings))
+    assert main(base) == 2
+    assert main(base + ["--loss-reduction", "sum"]) == 0
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--strategies", "nope"], "unknown strategies"),
+    (["--seeds", "a,b"], "--seeds"),
+    (["--init", "1.5"], "fractions"),
+])
+def test_simulate_bad_options(data_dir, tmp_path, capsys, argv, msg):
+    rc = main(["simulate", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--rounds", "0"] + argv)
+    assert rc == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_simulate_missing_data(tmp_path, capsys):
+    assert main(["simulate", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "train.jsonl" in capsys.readouterr().err
+
+
+def test_tod_compares_two_different_models(data_dir, tmp_path):
+    """TOD needs the marginals of the querying model AND of the model before it (not the same one twice)."""
+    import numpy as np
+
+    out = tmp_path / "sim"
+    assert _run(data_dir, out, rounds=2, strategies="tod") == 0
+    sdir = out / "state" / "tod-s0"
+    last = np.load(sdir / "marginals.npz")
+    prev = np.load(sdir / "marginals_prev.npz")
+    rest = [k for k in last.files if last[k].size and prev[k].size]
+    assert rest, "no record scored by both models"
+    assert any(not np.allclose(last[k], prev[k]) for k in rest)
+
+
+def test_learning_curves_draw_a_matrix_that_is_part_way_through(tmp_path):
+    """Seed 1 has reached fewer rounds than seed 0: the plot must still be drawn (those rounds dotted)."""
+    from lasl_backend.sim.simulate import plot_curves
+
+    rows = [
+        {"strategy": s, "seed": seed, "round": t, "labeled_fraction": (t + 1) / 100, "labeled_chars": 400 * (t + 1),
+         "f1": 0.5 + 0.01 * t + 0.005 * seed}
+        for s in ("random", "lasl") for seed in (0, 1) for t in range(6 if seed == 0 else 3)
+    ]
+    path = tmp_path / "curves.png"
+    plot_curves(rows, path, full_f1=0.6)
+    assert path.stat().st_size > 1000
+
+
+def test_the_lpn_size_is_a_setting_of_the_directory(data_dir, tmp_path, capsys):
+    out = tmp_path / "sim"
+    base = ["simulate", "--data", str(data_dir), "--strategies", "dbs", "--seeds", "0", "--init", "0.1", "--step", "0.1",
+            "--rounds", "0", "--out", str(out), "--first-round-steps", "4", "--lpn-layers", "0"]
+    assert main(base) == 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["lpn_layers"] == 0
+    model_cfg = json.loads((out / "state" / "dbs-s0" / "model" / "config.json").read_text())
+    assert model_cfg["lpn_layers"] == 0  # the run's model really has the shared-encoder loss net
+    assert main(base[:-1] + ["2"]) == 2  # two LPN sizes would mix in one directory
+    assert "other settings" in capsys.readouterr().err
+    # a directory recorded before the setting existed holds the paper's 2-layer LPN
+    del settings["lpn_layers"]
+    (out / "settings.json").write_text(json.dumps(settings))
+    assert main(base) == 2
+    assert main(base[:-1] + ["2"]) == 0
