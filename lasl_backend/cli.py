@@ -32,8 +32,8 @@ def _default_data_dir() -> Path | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .ner.model import resolve_device
-    from .ner.training import TrainConfig, train_lasl
+    from .ner import resolve_device
+    from .ner import TrainConfig, train_lasl
 
     train = read_jsonl(args.train)
     dev = read_jsonl(args.dev) if args.dev else None
@@ -69,9 +69,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .ner.checkpoint import CheckpointError
+    from .ner import CheckpointError
     from .metrics import entity_prf
-    from .ner.model import NerModel
+    from .ner import NerModel
 
     if args.threads:
         import torch
@@ -116,7 +116,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serving.routes import serve
+    from .serving import serve
 
     serve(args.host, args.port, threads=args.threads, log_level=args.log_level)
     return 0

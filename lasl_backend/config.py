@@ -9,7 +9,6 @@ instead of surfacing hours later inside a training run. Secrets never appear in 
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import urlparse
 
-__all__ = ["ConfigError", "Settings", "ENV_DOC", "SecretRedactingFilter", "install_secret_filter"]
+__all__ = ["ConfigError", "Settings", "ENV_DOC"]
 
 T = TypeVar("T")
 
@@ -256,48 +255,3 @@ class Settings:
             retry_later_s=_parse(env, "LASL_RETRY_LATER_S", 60.0, _float, lambda v: 0 <= v <= 86400, "seconds in [0, 86400]"),
             seed=_parse(env, "LASL_SEED", 0, _int, lambda v: 0 <= v < 2**32, "an integer in [0, 2^32)"),
         )
-
-
-class SecretRedactingFilter(logging.Filter):
-    """Replace every known secret in a log record's final message by ``***`` (defence in depth:
-    our own code never logs secrets, but a library's exception text might echo a header)."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
-        try:
-            msg = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string must not kill logging
-            return True
-        red = msg
-        for s in self.secrets:
-            red = red.replace(s, "***")
-        if record.exc_info and record.exc_info[1] is not None:
-            exc_text = logging.Formatter().formatException(record.exc_info)
-            for s in self.secrets:
-                exc_text = exc_text.replace(s, "***")
-            record.exc_info = None
-            record.exc_text = None
-            red = f"{red}\n{exc_text}"
-        if red != msg or record.args:
-            record.msg, record.args = red, None
-        return True
-
-
-def install_secret_filter(secrets: list[str]) -> SecretRedactingFilter:
-    """Attach the redacting filter to every handler of the root logger (and future ones via the root
-    logger itself), returning it so tests can check it is present."""
-    flt = SecretRedactingFilter(secrets)
-    root = logging.getLogger()
-    for h in root.handlers:
-        if not any(isinstance(f, SecretRedactingFilter) for f in h.filters):
-            h.addFilter(flt)
-    for name in ("lasl_backend", "gunicorn.error", "gunicorn.access", "werkzeug", "httpx"):
-        lg = logging.getLogger(name)
-        if not any(isinstance(f, SecretRedactingFilter) for f in lg.filters):
-            lg.addFilter(flt)
-    return flt

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lasl_backend.ner.batching import collate, length_batches, make_chunks  # noqa: E402
 from lasl_backend.devtools.bench_server import percentiles  # noqa: E402
-from lasl_backend.ner.model import NerModel, resolve_device  # noqa: E402
+from lasl_backend.ner import NerModel, resolve_device
 from lasl_backend.devtools.synthetic import LABELS, make_records  # noqa: E402
 
 

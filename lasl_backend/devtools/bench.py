@@ -41,7 +41,7 @@ from torchcrf import CRF
 from ..ner.batching import collate, length_batches, make_chunks
 from ..config import Settings
 from ..data import Record, read_jsonl
-from ..ner.model import DEFAULT_LPN_LAYERS, NerModel
+from ..ner import DEFAULT_LPN_LAYERS, NerModel
 
 LABELS6 = ["疾病和诊断", "影像检查", "实验室检验", "手术", "药物", "解剖部位"]
 
@@ -231,7 +231,7 @@ def bench_training(records: list[Record], steps: int, device: torch.device = tor
 
 def bench_lasl_round(records: list[Record], test: list[Record], threads: int, quick: bool, device: str = "cpu", lpn_layers: int = DEFAULT_LPN_LAYERS) -> dict[str, Any]:
     """The cost of a LASL simulator round at 30% labeled (see the module doc)."""
-    from ..ner.training import TrainConfig, train_lasl
+    from ..ner import TrainConfig, train_lasl
 
     rng = np.random.default_rng(0)
     order = rng.permutation(len(records))
@@ -273,7 +273,7 @@ def run_bench(
 ) -> dict[str, Any]:
     """Every number of the module doc; ``lpn_layers`` sizes the LPN of one_record, scoring_lpn and lasl_round
     (default: the backend's size, ``LASL_LPN_LAYERS``'s default)."""
-    from ..ner.model import resolve_device
+    from ..ner import resolve_device
 
     dev = resolve_device(device)
     torch.set_num_threads(threads)  # the roofline GEMM uses all threads; the scoring pass uses as many workers

@@ -472,7 +472,7 @@ def profile_single(model_dir: Path, pid: int, version: str, texts: Sequence[str]
     import torch
 
     from ..ner.batching import collate, make_chunks
-    from ..ner.model import NerModel
+    from ..ner import NerModel
     from ..serving.store import ModelStore
 
     torch.set_num_threads(1)

@@ -1,1 +1,24 @@
-"""ner"""
+"""The character Encoder-CRF tagger and everything that trains, scores and saves it.
+
+What the rest of the package uses (serving, the simulator, the CLI, the benchmarks) is exported here;
+the modules behind it are free to change.
+"""
+
+from .checkpoint import CheckpointError
+from .model import DEFAULT_LPN_LAYERS, NerModel, RecordScore, SpanPrediction, resolve_device
+from .training import TrainConfig, TrainingCancelled, TrainingError, TrainResult, evaluate_model, train_lasl
+
+__all__ = [
+    "CheckpointError",
+    "DEFAULT_LPN_LAYERS",
+    "NerModel",
+    "RecordScore",
+    "SpanPrediction",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingCancelled",
+    "TrainingError",
+    "evaluate_model",
+    "resolve_device",
+    "train_lasl",
+]

@@ -1,4 +1,4 @@
-"""Atomic checkpoint directories and safe loading.
+"""Checkpoint directories: written atomically (``atomic.atomic_directory``), loaded safely.
 
 A checkpoint is a directory (``config.json`` + ``weights.pt`` [+ ``encoder/``]). It is written into a
 hidden temporary sibling, every file is fsynced, and only then renamed into place, so a reader (or a
@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -33,51 +29,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def fsync_tree(root: Path) -> None:
-    """Flush every file and directory entry under ``root`` before it is renamed into place."""
-    for dirpath, dirs, files in os.walk(root):
-        for f in files:
-            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        for d in dirs:
-            fsync_dir(Path(dirpath) / d)
-    fsync_dir(root)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(str(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def atomic_directory(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory; on success it replaces ``target`` by rename, on error it is removed."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        fsync_tree(tmp)
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(target, old)
-            os.rename(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
-        fsync_dir(target.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_checkpoint(directory: Path, config: dict[str, Any], weights: dict[str, Any]) -> None:

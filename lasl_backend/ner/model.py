@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from .batching import collate, length_batches, make_chunks
-from .checkpoint import CheckpointError, atomic_directory, read_checkpoint, write_checkpoint
+from ..atomic import atomic_directory
+from .checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from .encoders import CharBiLSTMEncoder, TransformerVocab, load_transformer, parallel_directions
 from .lossnet import LearningLossNet, LossPredictionNet
 from .spans import LabelScheme, tags_to_entities
@@ -344,7 +345,7 @@ class NerModel:
         }
 
     def save(self, directory: str | Path) -> None:
-        """Atomically write the checkpoint directory (see ``checkpoint.atomic_directory``)."""
+        """Atomically write the checkpoint directory (see ``atomic.atomic_directory``)."""
         weights = {
             "student": self.student.state_dict(),
             "teacher": self.teacher.state_dict() if self.teacher is not None else {},

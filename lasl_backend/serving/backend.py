@@ -55,8 +55,8 @@ import numpy as np
 
 from ..config import Settings
 from ..data import Entity
-from ..labelstudio.labelconfig import LabelConfigError, NerConfig, parse_label_config
-from ..labelstudio.client import (
+from ..labelstudio import LabelConfigError, NerConfig, parse_label_config
+from ..labelstudio import (
     LabeledTask,
     LabelStudioError,
     LabelStudioRequestError,
@@ -272,7 +272,7 @@ class LaslBackend:
 
     # ---- loading and swapping -------------------------------------------------------------------
     def _load_version(self, version: str) -> ServedModel:
-        from ..ner.model import NerModel
+        from ..ner import NerModel
         from ..strategies.dbs import DBSNormalizer
 
         model = NerModel.load(self.store.model_path(self.project_id, version), device=self.settings.device)
@@ -489,7 +489,7 @@ class LaslBackend:
 
     def _sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):
-            from ..ner.training import TrainingCancelled
+            from ..ner import TrainingCancelled
 
             raise TrainingCancelled("stop requested while waiting to retry")
 
@@ -511,7 +511,7 @@ class LaslBackend:
         """The run's settings. Every run, the first included, gets the wall-clock budget: the queue is
         reordered within about a minute of a trigger, and a model still learning continues in follow-up
         runs (see ``_should_continue``)."""
-        from ..ner.training import TrainConfig
+        from ..ner import TrainConfig
 
         s = self.settings
         kw: dict[str, Any] = dict(
@@ -545,7 +545,7 @@ class LaslBackend:
 
     def train(self, reason: str = "manual") -> dict[str, Any]:
         """One complete training run (see the module doc). Raises on failure; the old model keeps serving."""
-        from ..ner.training import TrainingCancelled
+        from ..ner import TrainingCancelled
 
         t0 = time.monotonic()
         self._set_state(status="running", reason=reason, started_at=_now(), finished_at=None, duration_s=None, progress=None)
@@ -572,7 +572,7 @@ class LaslBackend:
     def _train(self, reason: str) -> dict[str, Any]:
         from ..strategies.base import PoolScores
         from ..strategies.dbs import DBSNormalizer
-        from ..ner.training import train_lasl
+        from ..ner import train_lasl
 
         t0 = time.monotonic()
         started_at = _now()

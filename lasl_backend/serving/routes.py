@@ -57,10 +57,11 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .. import __version__
 from .backend import CONTINUE_REASON, LaslBackend, NotEnoughLabeledError
-from ..config import ConfigError, Settings, install_secret_filter
+from ..config import ConfigError, Settings
 from ..crf import kernel_name as crf_kernel_name
-from ..labelstudio.labelconfig import LabelConfigError
-from ..labelstudio.client import LabelStudioError
+from ..labelstudio import LabelConfigError
+from ..labelstudio import LabelStudioError
+from .redaction import install_secret_filter
 from .store import ModelStore, UnsafePathError, check_project_id
 
 __all__ = ["init_app", "serve", "BadRequest", "TrainingManager", "WebhookVerifier", "parse_project_id"]
@@ -154,7 +155,7 @@ class TrainingManager:
         return "started"
 
     def _worker(self, project_id: int, reason: str, data: Any) -> None:
-        from ..ner.training import TrainingCancelled
+        from ..ner import TrainingCancelled
 
         while True:
             follow_up = False
@@ -760,7 +761,7 @@ def _annotation_ids(action: str, body: dict[str, Any]) -> list[int]:
 def check_device(settings: Settings) -> None:
     """LASL_DEVICE=cuda on a machine without a GPU stops the start with a clear message, instead of
     failing in the first training run or /predict."""
-    from ..ner.model import resolve_device
+    from ..ner import resolve_device
 
     try:
         resolve_device(settings.device)

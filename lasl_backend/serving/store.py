@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from ..ner.checkpoint import fsync_dir, fsync_tree
+from ..atomic import fsync_dir, fsync_tree, write_text_atomic
 
 __all__ = ["ModelStore", "StoreError", "UnsafePathError", "VERSION_RE", "check_project_id", "check_version"]
 
@@ -84,24 +84,6 @@ def check_version(version: object) -> str:
 def _counter(version: str) -> int:
     m = VERSION_RE.match(version)
     return int(m.group(1)) if m else -1
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``path`` via a fsynced temporary sibling and ``os.replace`` (atomic on POSIX)."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(path.parent)
 
 
 class ModelStore:
@@ -217,11 +199,11 @@ class ModelStore:
         with self._lock:
             if not self.is_complete(project_id, version):
                 raise StoreError(f"cannot serve incomplete or missing version {check_version(version)}")
-            _write_text_atomic(self.project_dir(project_id) / "current", version + "\n")
+            write_text_atomic(self.project_dir(project_id) / "current", version + "\n")
             state = self._read_state(project_id)
             history = [v for v in state.get("history", []) if isinstance(v, str) and v != version]
             state["history"] = (history + [version])[-50:]
-            _write_text_atomic(self._state_path(project_id), json.dumps(state))
+            write_text_atomic(self._state_path(project_id), json.dumps(state))
 
     # ---- writing --------------------------------------------------------------------------------
     def _state_path(self, project_id: object) -> Path:
@@ -253,7 +235,7 @@ class ModelStore:
             stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
             name = f"lasl-v{counter:04d}-{stamp}"
             state["counter"] = counter
-            _write_text_atomic(self._state_path(project_id), json.dumps(state))
+            write_text_atomic(self._state_path(project_id), json.dumps(state))
             return check_version(name)
 
     def write_version(

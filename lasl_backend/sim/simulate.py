@@ -95,12 +95,12 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
 
     from ..data import read_jsonl
     from ..metrics import entity_prf
-    from ..ner.model import NerModel
+    from ..ner import NerModel
     from ..strategies import get_strategy
     from ..strategies.base import PoolScores
     from ..strategies.schedules import get_schedule
     from ..strategies.tod import temporal_output_discrepancy
-    from ..ner.training import TrainConfig, train_lasl
+    from ..ner import TrainConfig, train_lasl
 
     torch.set_num_threads(1)  # more cores go to threads of our own (see SimSettings.threads)
     data = Path(settings.data)
@@ -335,7 +335,7 @@ def main_from_args(args: argparse.Namespace) -> int:
             raise ValueError(f"{data / f}: missing (the simulator needs train.jsonl and test.jsonl)")
     if args.threads < 1:
         raise ValueError("--threads must be >= 1")
-    from ..ner.model import resolve_device
+    from ..ner import resolve_device
 
     resolve_device(args.device)  # a clear error now, not in a worker process after the data is read
     if not (0 < args.init < 1 and 0 < args.step < 1 and args.rounds >= 0):

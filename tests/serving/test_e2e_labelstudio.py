@@ -163,7 +163,7 @@ def test_label_studio_round_trip(stack: dict[str, Any]) -> None:
     # the run really saw the annotated regions (LS strips nested fields that `include` does not name)
     assert metrics["current_version_stats"]["labeled_entities"] > 0
     assert metrics["current_version_stats"]["unlabeled"] == len(texts) - N_ANNOTATE
-    from lasl_backend.labelstudio.client import LSClient
+    from lasl_backend.labelstudio import LSClient
 
     fetched = LSClient(ls.url, ls.token).fetch_tasks(pid)  # the training fetch: annotations, no predictions
     assert len(fetched) == len(texts) and sum(1 for t in fetched if t.get("annotations")) == N_ANNOTATE

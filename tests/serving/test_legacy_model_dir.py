@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lasl_backend.config import Settings
-from lasl_backend.ner.model import NerModel
+from lasl_backend.ner import NerModel
 from lasl_backend.serving.routes import init_app
 from lasl_backend.serving.store import ModelStore
 

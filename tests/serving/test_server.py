@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from lasl_backend import crf
 from lasl_backend.serving.backend import COLD_START_VERSION, CONTINUE_REASON, UNREADABLE_SCORE, LaslBackend, ServedModel, dbs_score
 from lasl_backend.config import Settings
-from lasl_backend.ner.model import NerModel, RecordScore, SpanPrediction
+from lasl_backend.ner import NerModel, RecordScore, SpanPrediction
 from lasl_backend.serving.routes import RETRY_REASON, init_app
 from lasl_backend.serving.store import VERSION_RE, ModelStore
 from lasl_backend.devtools.synthetic import LABELS, make_records
@@ -299,7 +299,7 @@ def test_failed_run_keeps_serving_old_version_and_reports(trained: SimpleNamespa
     """LS answers 500 to the prediction import: the new model is trained and written, never served."""
     d = tmp_path / "copy"
     shutil.copytree(trained.dir, d)
-    from lasl_backend.ner.training import TrainResult
+    from lasl_backend.ner import TrainResult
 
     def fast_train(**kw: Any) -> TrainResult:
         return TrainResult(model=kw["base"].clone(), dev_f1=None, served="teacher")
