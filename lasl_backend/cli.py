@@ -2,20 +2,27 @@
 
 Errors the user can fix (a missing file, a bad record, a bad option) print one line on stderr and
 exit with status 2; they never end in a traceback.
+
+Parsing imports nothing heavy, so ``lasl --help`` and a bad option answer at once. Options whose default
+is a field of a class in a heavier module (``TrainConfig`` behind torch, the simulator's ``SimSettings``,
+the backend's ``Settings``) are left unset by argparse and filled from that field after parsing; a
+command's ``--help`` reads them when it prints them. No default is written twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import json
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from .config import Settings
 from .data import DataError, read_jsonl
+from .metrics import entity_prf
 
 log = logging.getLogger("lasl")
 
@@ -24,40 +31,112 @@ class UsageError(Exception):
     """A problem with the command line or its inputs, reported as one line."""
 
 
-def _default_data_dir() -> Path | None:
-    for p in (Path("../shared/data/ccks2019"), Path(__file__).resolve().parents[2] / "shared/data/ccks2019"):
-        if (p / "train.jsonl").is_file():
-            return p
-    return None
+# ---------------------------------------------------------------- defaults that live in a class elsewhere
+
+
+def _train_config() -> type:
+    from .ner import TrainConfig  # torch: only for a command that trains, or its --help
+
+    return TrainConfig
+
+
+def _sim_settings() -> type:
+    from .sim.simulate import SimSettings  # numpy and the simulator: only for `lasl simulate`
+
+    return SimSettings
+
+
+def _backend_settings() -> type:
+    from .config import Settings  # pydantic (~0.1 s): only for `lasl bench`
+
+    return Settings
+
+
+def field_default(cls: type, name: str) -> Any:
+    """The default of the field ``name`` of a dataclass or a pydantic model."""
+    if dataclasses.is_dataclass(cls):
+        for f in dataclasses.fields(cls):
+            if f.name == name and f.default is not dataclasses.MISSING:
+                return f.default
+        raise KeyError(f"{cls.__name__} has no field {name!r} with a default")
+    return cls.model_fields[name].default  # type: ignore[attr-defined]
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldDefault:
+    """An option (``dest``) whose default is the field ``field`` of the class ``source()`` returns."""
+
+    dest: str
+    source: Callable[[], type]
+    field: str
+
+    def value(self) -> Any:
+        return field_default(self.source(), self.field)
+
+
+def add_option(parser: argparse.ArgumentParser, flag: str, source: Callable[[], type], field: str | None = None, **kw: Any) -> FieldDefault:
+    """Add ``flag`` with its default read from ``source()``'s field ``field`` (default: the option's dest)."""
+    action = parser.add_argument(flag, default=argparse.SUPPRESS, **kw)
+    lazy = FieldDefault(action.dest, source, field or action.dest)
+    action.field_default = lazy  # type: ignore[attr-defined]  # for the help formatter
+    parser.set_defaults(field_defaults=(parser.get_default("field_defaults") or ()) + (lazy,))
+    return lazy
+
+
+def fill_defaults(args: argparse.Namespace) -> None:
+    """Give every option the user left out its default from its class."""
+    for lazy in getattr(args, "field_defaults", ()):
+        if not hasattr(args, lazy.dest):
+            setattr(args, lazy.dest, lazy.value())
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: ...)" to an option added by :func:`add_option`, read when the help is printed."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        lazy: FieldDefault | None = getattr(action, "field_default", None)
+        if lazy is None:
+            return action.help
+        return f"{action.help or ''} (default: {lazy.value()})".strip().replace("%", "%%")
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def _set_torch_threads(threads: int | None) -> None:
+    """torch's intra-op threads for the whole command, set once at its start (None or 0: torch's default)."""
+    if threads:
+        import torch  # heavy; the command needs it anyway
+
+        torch.set_num_threads(threads)
+
+
+def _threads(text: str) -> int:
+    """``--threads`` of train and evaluate: a count of threads, 0 for torch's default."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .ner import resolve_device
-    from .ner import TrainConfig, train_lasl
+    _set_torch_threads(args.threads)
+    from .ner import TrainConfig, resolve_device, train_lasl  # torch
 
     train = read_jsonl(args.train)
     dev = read_jsonl(args.dev) if args.dev else None
-    cfg = TrainConfig(
-        max_epochs=args.epochs,
-        seed=args.seed,
-        encoder=args.encoder,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        patience=args.patience,
-        dev_fraction=args.dev_fraction,
-        max_len=args.max_len,
-        mean_teacher=args.mean_teacher,
-        lossnet=args.lossnet,
-        lpn_layers=args.lpn_layers,
-        threads=args.threads,
-        device=args.device,
-    )
-    resolve_device(args.device)  # before the data is chunked: a clear error for a GPU that is not there
-    print(f"training on {len(train)} records from {args.train}" + (f", dev {len(dev)} from {args.dev}" if dev else f", dev {cfg.dev_fraction:.0%} held out"), file=sys.stderr)
+    cfg = TrainConfig(**{lazy.field: getattr(args, lazy.dest) for lazy in args.field_defaults})
+    resolve_device(cfg.device)  # before the data is chunked: a clear error for a GPU that is not there
+    held_out = f", dev {len(dev)} from {args.dev}" if dev else f", dev {cfg.dev_fraction:.0%} held out"
+    print(f"training on {len(train)} records from {args.train}{held_out}", file=sys.stderr)
 
     def progress(row: dict[str, Any]) -> None:
         dev_s = f" dev F1 {row['dev_f1']:.4f}" if "dev_f1" in row else ""
-        print(f"epoch {row['epoch']:3d}/{row['total_epochs']} step {row['step']:6d} loss {row['loss']:9.3f}{dev_s} {row['seconds']:6.1f}s", file=sys.stderr, flush=True)
+        print(f"epoch {row['epoch']:3d}/{row['total_epochs']} step {row['step']:6d} loss {row['loss']:9.3f}{dev_s} {row['seconds']:6.1f}s",
+              file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
     result = train_lasl(train, labels=None, config=cfg, dev=dev, progress=progress)
@@ -68,15 +147,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_report(report: dict[str, Any], n: int, seconds: float) -> None:
+    m = report["micro"]
+    print(f"{n} records in {seconds:.1f}s")
+    print(f"{'label':<12} {'P':>7} {'R':>7} {'F1':>7} {'support':>8}")
+    for lab, v in report["per_label"].items():
+        print(f"{lab:<12} {v['precision']:7.4f} {v['recall']:7.4f} {v['f1']:7.4f} {v['support']:8d}")
+    print(f"{'micro':<12} {m['precision']:7.4f} {m['recall']:7.4f} {m['f1']:7.4f} {m['support']:8d}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .ner import CheckpointError
-    from .metrics import entity_prf
-    from .ner import NerModel
+    _set_torch_threads(args.threads)
+    from .ner import CheckpointError, NerModel  # torch
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     try:
         model = NerModel.load(args.model, device=args.device)
     except CheckpointError as exc:
@@ -88,88 +171,94 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
-        m = report["micro"]
-        print(f"{len(data)} records in {time.perf_counter() - t0:.1f}s")
-        print(f"{'label':<12} {'P':>7} {'R':>7} {'F1':>7} {'support':>8}")
-        for lab, v in report["per_label"].items():
-            print(f"{lab:<12} {v['precision']:7.4f} {v['recall']:7.4f} {v['f1']:7.4f} {v['support']:8d}")
-        print(f"{'micro':<12} {m['precision']:7.4f} {m['recall']:7.4f} {m['f1']:7.4f} {m['support']:8d}")
+        _print_report(report, len(data), time.perf_counter() - t0)
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .devtools.bench import run_bench
+def _missing(what: str, extra: str, exc: ModuleNotFoundError) -> UsageError:
+    return UsageError(f"this installation has no {what} (no module {exc.name!r}); install lasl-backend[{extra}]")
 
-    data_dir = Path(args.data) if args.data else _default_data_dir()
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        from .devtools.bench import default_data_dir, run_bench  # the development tools: not in the Docker image
+    except ModuleNotFoundError as exc:
+        raise _missing("development tools", "bench", exc) from None
+    data_dir = Path(args.data) if args.data else default_data_dir()
     report = run_bench(data_dir, threads=args.threads, quick=args.quick, server=args.server, device=args.device, lpn_layers=args.lpn_layers)
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False))
-    else:
-        print(json.dumps(report, ensure_ascii=False, indent=1))
+    print(json.dumps(report, ensure_ascii=False, indent=None if args.json else 1))
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .sim.simulate import main_from_args
+    if importlib.util.find_spec("matplotlib") is None:  # the plots come at the end of a long run: say so now
+        raise UsageError("this installation has no matplotlib, which the simulator's plots need; install lasl-backend[sim]")
+    from .sim.simulate import main_from_args  # the simulator (torch in its workers)
 
     return main_from_args(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serving import serve
+    from .serving import serve  # Flask, gunicorn, the Label Studio SDK and torch
 
     serve(args.host, args.port, threads=args.threads, log_level=args.log_level)
     return 0
 
 
+# ---------------------------------------------------------------- the parser
+
 LPN_LAYERS_HELP = ("the LPN's Bi-LSTM layers (paper Table 6): 2 = the paper's serial encoder, 1 or 3; "
-                   "0 = its shared encoder (pooled tagger features), which scores about 3x faster on a CPU (default: %(default)s)")
+                   "0 = its shared encoder (pooled tagger features), which scores about 3x faster on a CPU")
+DEVICE_HELP = "cpu, cuda, cuda:N or mps"
+LPN_CHOICES: dict[str, Any] = {"type": int, "choices": range(4), "metavar": "{0,1,2,3}"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lasl", description="Chinese EMR NER with LASL active learning, served to Label Studio")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train a tagger on a JSONL file")
+def _train_parser(sub: Any) -> None:
+    t = sub.add_parser("train", help="train a tagger on a JSONL file", formatter_class=HelpFormatter)
     t.add_argument("--train", required=True, type=Path, help="JSONL with id, text, entities")
     t.add_argument("--out", required=True, type=Path, help="checkpoint directory (written atomically)")
     t.add_argument("--dev", type=Path, help="JSONL dev set for early stopping (default: hold out --dev-fraction)")
-    t.add_argument("--dev-fraction", type=float, default=0.1)
-    t.add_argument("--encoder", default="char", help="'char' (from scratch) or a local directory / hub id of a BERT-like model")
-    t.add_argument("--epochs", type=int, default=40, help="maximum epochs (early stopping on dev F1)")
-    t.add_argument("--patience", type=int, default=5)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--max-len", type=int, default=200, help="chunk length in characters")
-    t.add_argument("--mean-teacher", action="store_true", help="Mean-Teacher training (needs no extra data: uses the training text)")
-    t.add_argument("--lossnet", choices=["lpn", "learning_loss"], default=None)
-    t.add_argument("--lpn-layers", type=int, choices=range(4), default=2, metavar="{0,1,2,3}", help=LPN_LAYERS_HELP)
-    t.add_argument("--threads", type=int, default=None)
-    t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    add_option(t, "--dev-fraction", _train_config, type=float, help="share of --train held out when there is no --dev")
+    add_option(t, "--encoder", _train_config, help="'char' (from scratch) or a local directory / hub id of a BERT-like model")
+    add_option(t, "--epochs", _train_config, dest="max_epochs", type=int, metavar="EPOCHS", help="maximum epochs (early stopping on dev F1)")
+    add_option(t, "--patience", _train_config, type=int, help="epochs without a better dev F1 before stopping")
+    add_option(t, "--seed", _train_config, type=int)
+    add_option(t, "--lr", _train_config, type=float)
+    add_option(t, "--batch-size", _train_config, type=int)
+    add_option(t, "--max-len", _train_config, type=int, help="chunk length in characters")
+    add_option(t, "--mean-teacher", _train_config, action="store_true", help="Mean-Teacher training (needs no extra data: uses the training text)")
+    add_option(t, "--lossnet", _train_config, choices=["lpn", "learning_loss"])
+    add_option(t, "--lpn-layers", _train_config, help=LPN_LAYERS_HELP, **LPN_CHOICES)
+    t.add_argument("--threads", type=_threads, default=None, help="torch threads for the whole run (default: torch's own)")
+    add_option(t, "--device", _train_config, help=DEVICE_HELP)
     t.set_defaults(func=cmd_train)
 
+
+def _evaluate_parser(sub: Any) -> None:
     e = sub.add_parser("evaluate", help="strict entity-level P/R/F1 of a checkpoint on a JSONL file")
     e.add_argument("--model", required=True, type=Path)
     e.add_argument("--data", required=True, type=Path)
     e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.add_argument("--threads", type=int, default=None, help="torch threads (1 is as fast for this Bi-LSTM and immune to a busy machine)")
-    e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    e.add_argument("--threads", type=_threads, default=None, help="torch threads (1 is as fast for this Bi-LSTM and immune to a busy machine)")
+    e.add_argument("--device", default="cpu", help=DEVICE_HELP)
     e.set_defaults(func=cmd_evaluate)
 
-    b = sub.add_parser("bench", help="speed and memory numbers on this machine")
+
+def _bench_parser(sub: Any) -> None:
+    b = sub.add_parser("bench", help="speed and memory numbers on this machine", formatter_class=HelpFormatter)
     b.add_argument("--data", help="directory with train.jsonl (default ../shared/data/ccks2019, else generated records)")
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--quick", action="store_true", help="fewer records and repetitions (a smoke run)")
     b.add_argument("--server", action="store_true", help="also benchmark /predict latency and Label Studio push (slow)")
     b.add_argument("--json", action="store_true")
-    b.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps: where the models run (the CRF kernel stays on the CPU)")
-    b.add_argument("--lpn-layers", type=int, choices=range(4), default=Settings.lpn_layers, metavar="{0,1,2,3}",
-                   help=LPN_LAYERS_HELP + "; the backend's default size, as /predict and the pool push use it")
+    b.add_argument("--device", default="cpu", help=DEVICE_HELP + ": where the models run (the CRF kernel stays on the CPU)")
+    add_option(b, "--lpn-layers", _backend_settings, help=LPN_LAYERS_HELP + "; the backend's default size, as /predict and the pool push use it",
+               **LPN_CHOICES)
     b.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("simulate", help="replay active learning on a labeled train/test pair")
+
+def _simulate_parser(sub: Any) -> None:
+    s = sub.add_parser("simulate", help="replay active learning on a labeled train/test pair", formatter_class=HelpFormatter)
     s.add_argument("--data", required=True, type=Path, help="directory with train.jsonl and test.jsonl")
     s.add_argument("--strategies", default="random,lc,tod,loss,mlp,lpn,dbs,lasl")
     s.add_argument("--seeds", default="0,1,2")
@@ -177,28 +266,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--step", type=float, default=0.01)
     s.add_argument("--rounds", type=int, default=30)
     s.add_argument("--out", required=True, type=Path)
-    s.add_argument("--encoder", default="char")
-    s.add_argument("--epochs-per-round", type=int, default=2, help="fine-tuning epochs per round (at least --round-steps steps)")
-    s.add_argument("--normalize-length", action="store_true", help="DBS/MLP/LPN on per-character scores")
-    s.add_argument("--loss-reduction", choices=("mean", "sum"), default="mean",
-                   help="the loss baseline's record score from its chunk scores (mean: offset-free; sum: the first run's)")
-    s.add_argument("--first-round-steps", type=int, default=600, help="optimizer steps for the round-0 model (trained from scratch)")
-    s.add_argument("--round-steps", type=int, default=100, help="minimum optimizer steps per fine-tuning round")
+    add_option(s, "--encoder", _sim_settings)
+    add_option(s, "--epochs-per-round", _sim_settings, "round_epochs", type=int, help="fine-tuning epochs per round (at least --round-steps steps)")
+    add_option(s, "--normalize-length", _sim_settings, action="store_true", help="DBS/MLP/LPN on per-character scores")
+    add_option(s, "--loss-reduction", _sim_settings, choices=("mean", "sum"),
+               help="the loss baseline's record score from its chunk scores (mean: offset-free; sum: the plain sum)")
+    add_option(s, "--first-round-steps", _sim_settings, "first_round_min_steps", type=int, help="optimizer steps for the round-0 model (trained from scratch)")
+    add_option(s, "--round-steps", _sim_settings, "round_min_steps", type=int, help="minimum optimizer steps per fine-tuning round")
     s.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
-    s.add_argument("--threads", type=int, default=1, help="cores per run: 2 trains the loss net on a second thread and scores the pool in 2 batches at once (same results)")
-    s.add_argument("--full-f1", type=float, default=None, help="all-data F1 for the dashed line and the 95%%/98%% lines")
-    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (one --out holds runs of one device type)")
+    add_option(s, "--threads", _sim_settings, type=int, help="cores per run: 2 trains the loss net on a second thread and scores the pool in 2 batches at once (same results)")
+    add_option(s, "--full-f1", _sim_settings, type=float, help="all-data F1 for the dashed line and the 95%/98% lines")
+    add_option(s, "--device", _sim_settings, help=DEVICE_HELP + " (one --out holds runs of one device type)")
     s.add_argument("--report-only", action="store_true", help="only rewrite results.csv/json and the PNG from the saved state")
-    s.add_argument("--max-test", type=int, default=None, help="evaluate on the first N test records only (smoke runs)")
-    s.add_argument("--lpn-layers", type=int, choices=range(4), default=2, metavar="{0,1,2,3}", help=LPN_LAYERS_HELP + " (one --out holds one size)")
+    add_option(s, "--max-test", _sim_settings, type=int, help="evaluate on the first N test records only (smoke runs)")
+    add_option(s, "--lpn-layers", _sim_settings, help=LPN_LAYERS_HELP + " (one --out holds one size)", **LPN_CHOICES)
     s.set_defaults(func=cmd_simulate)
 
+
+def _serve_parser(sub: Any) -> None:
     v = sub.add_parser("serve", help="run the Label Studio ML backend under gunicorn (config from the environment)")
     v.add_argument("--host", default="0.0.0.0")
     v.add_argument("--port", type=int, default=9090)
     v.add_argument("--threads", type=int, default=8)
     v.add_argument("--log-level", default="info")
     v.set_defaults(func=cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lasl", description="Chinese EMR NER with LASL active learning, served to Label Studio")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_train_parser, _evaluate_parser, _bench_parser, _simulate_parser, _serve_parser):
+        add(sub)
     return p
 
 
@@ -206,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        fill_defaults(args)
         return int(args.func(args) or 0)
     except (UsageError, DataError, ValueError, FileNotFoundError) as exc:
         print(f"lasl {args.command}: error: {exc}", file=sys.stderr)

@@ -1,159 +1,326 @@
 """Backend settings, read once from the environment at start-up.
 
-Label Studio's own conventions (``LABEL_STUDIO_URL``, ``LABEL_STUDIO_API_KEY``, ``MODEL_DIR``,
-``BASIC_AUTH_USER``/``BASIC_AUTH_PASS``, ``LOG_LEVEL``) plus ours, prefixed ``LASL_``. Every value is
-validated here so that a typo stops the server at start-up with a message naming the variable,
-instead of surfacing hours later inside a training run. Secrets never appear in ``repr``, in
-``public_dict`` or in error messages (errors name the variable, never echo a secret's value).
+Each setting is one field of :class:`Settings`, defined once: its environment variable (Label Studio's own
+names ``LABEL_STUDIO_URL``, ``LABEL_STUDIO_API_KEY``, ``MODEL_DIR``, ``BASIC_AUTH_USER``/``BASIC_AUTH_PASS``,
+``LOG_LEVEL``, or ours, prefixed ``LASL_``), its type, default, check and help text. The defaults, the
+parsing of the environment and the table in docs/configuration.md all come from those fields.
+
+Every value is validated here, so that a typo stops the server at start-up with a message naming the
+variable and what it expects, instead of surfacing hours later inside a training run. Secrets never appear
+in ``repr``, in :meth:`Settings.public_dict` or in error messages.
+
+``python -m lasl_backend.config --markdown`` prints the table; ``--write docs/configuration.md`` puts it there.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
-from dataclasses import dataclass, field, fields
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlparse
 
-__all__ = ["ConfigError", "Settings", "ENV_DOC"]
+from pydantic import Field, ValidationError, ValidationInfo, ValidatorFunctionWrapHandler, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-T = TypeVar("T")
+__all__ = ["ConfigError", "Settings", "Env", "Check", "markdown_table", "update_document", "TABLE_START", "TABLE_END"]
 
 
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names the environment variable."""
 
 
+# ---------------------------------------------------------------- what a setting is
+
+
+@dataclass(frozen=True)
+class Check:
+    """What a setting's value must satisfy (``ok``), said as ``want`` in errors and in the table.
+
+    ``want`` may be a function, for a list that lives in a module config.py does not import at start.
+    ``good`` and ``bad`` are texts the check accepts and refuses: examples for the tests.
+    """
+
+    ok: Callable[[Any], bool]
+    describe: str | Callable[[], str]
+    good: tuple[str, ...] = ()
+    bad: tuple[str, ...] = ()
+
+    @property
+    def want(self) -> str:
+        return self.describe if isinstance(self.describe, str) else self.describe()
+
+
+@dataclass(frozen=True)
+class Env:
+    """Where a setting comes from: its environment variable, help text and check.
+
+    ``strip``: surrounding spaces are not part of the value (a password keeps them). ``secret``: never in
+    ``repr``, ``public_dict``, logs or errors. ``echo``: an error may quote the refused value.
+    ``normalize`` rewrites a text value before it is checked (``str.upper``, ...).
+    """
+
+    name: str
+    help: str
+    check: Check | None = None
+    normalize: Callable[[str], str] | None = None
+    strip: bool = True
+    secret: bool = False
+    echo: bool = True
+
+
+def setting(default: Any, name: str, help: str, check: Check | None = None, **env: Any) -> Any:
+    """A field of :class:`Settings`: ``default``, read from the variable ``name``."""
+    meta = Env(name, help, check, **env)
+    info: FieldInfo = Field(default, validation_alias=name, description=help, repr=not meta.secret)
+    info.metadata.append(meta)
+    return info
+
+
+def env_of(info: FieldInfo) -> Env:
+    """The :class:`Env` of a field of :class:`Settings`."""
+    return next(m for m in info.metadata if isinstance(m, Env))
+
+
+def _number(v: float) -> str:
+    """``30.0`` as ``30``, ``0.1`` as ``0.1``; exact (``repr``) where the short form would round."""
+    if not isinstance(v, float):
+        return str(v)
+    short = f"{v:g}"
+    return short if float(short) == v else repr(v)
+
+
+def between(lo: float, hi: float | None = None, what: str = "an integer", low_open: bool = False, want: str | None = None) -> Check:
+    """A number in [lo, hi] (or (lo, hi] with ``low_open``; no upper bound when ``hi`` is None)."""
+    def ok(v: float) -> bool:
+        return (v > lo if low_open else v >= lo) and (hi is None or v <= hi)
+
+    if want is None:
+        low = f"> {_number(lo)}" if low_open else f">= {_number(lo)}"
+        want = f"{what} {low}" if hi is None else f"{what} in {'(' if low_open else '['}{_number(lo)}, {_number(hi)}]"
+    step = 1 if isinstance(lo, int) and isinstance(hi, (int, type(None))) else 0.5
+    good = ([] if low_open else [lo]) + [lo + step if hi is None else hi]
+    bad = [lo if low_open else lo - step] + ([] if hi is None else [hi + step])
+    return Check(ok, want, tuple(_number(v) for v in good), tuple(_number(v) for v in bad))
+
+
+def _no_nul(v: Any) -> bool:
+    return "\x00" not in str(v)
+
+
+def _http_url(v: str) -> bool:
+    p = urlparse(v)
+    return p.scheme in ("http", "https") and bool(p.hostname) and p.username is None and p.password is None
+
+
+def _known_schedule(v: str) -> bool:
+    from .strategies.schedules import SCHEDULES  # numpy: only when a schedule is checked
+
+    return v in SCHEDULES
+
+
+def _schedules() -> str:
+    from .strategies.schedules import SCHEDULES  # numpy: only when a schedule is described
+
+    return "one of " + ", ".join(sorted(SCHEDULES))
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d{1,2})?)$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+_DEVICE = re.compile(r"(cpu|mps|cuda(:[0-9]{1,2})?)")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
-#: (variable, default, meaning) for the README's table and ``lasl serve --help``.
-ENV_DOC: tuple[tuple[str, str, str], ...] = (
-    ("LABEL_STUDIO_URL", "(none)", "Base URL of Label Studio as the backend reaches it (not localhost inside Docker)."),
-    ("LABEL_STUDIO_API_KEY", "(none)", "Legacy token or personal access token (PAT); the SDK handles both."),
-    ("MODEL_DIR", "./models", "Checkpoints, DBS normalizers and per-project state."),
-    ("BASIC_AUTH_USER / BASIC_AUTH_PASS", "(none)", "HTTP basic auth on every route except /health (set both or neither)."),
-    ("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL."),
-    ("LASL_TRAIN_EVERY", "10", "Start a training run after this many confirmed new/changed/deleted annotations."),
-    ("LASL_ENCODER", "char", "'char' (Bi-LSTM from scratch) or a local directory / hub id of a BERT-like model."),
-    ("LASL_DEVICE", "cpu", "Where the models train and predict: cpu, cuda, cuda:N or mps; one that is not there stops the server at start. The float64 CRF pass stays on the CPU."),
-    ("LASL_UNCERTAINTY_SAMPLING", "true", "After each run, PATCH the project to 'Uncertainty sampling'."),
-    ("LASL_MAX_REQUEST_MB", "32", "Largest accepted request body; larger gets 413."),
-    ("LASL_MAX_TEXT_CHARS", "100000", "Longer task texts are answered with an empty placeholder (and a warning)."),
-    ("LASL_VERSIONS_KEPT", "5", "Local model versions kept per project (the current one is always kept)."),
-    ("LASL_EPOCHS", "8", "Epochs per training run (fine-tuning from the previous version)."),
-    ("LASL_MIN_STEPS", "100", "Least optimizer steps per run (small labeled sets repeat epochs to reach it)."),
-    ("LASL_MAX_STEPS", "0", "Most optimizer steps per run (0 = no cap beyond the epochs)."),
-    ("LASL_TORCH_THREADS", "1", "torch intra-op threads (0 = torch's default). 1 is as fast for this Bi-LSTM, and the server's own threads give the parallelism: several OpenMP pools on few cores spin against each other and run 10x slower."),
-    ("LASL_MIN_LABELED", "1", "Labeled tasks needed before the first run."),
-    ("LASL_HOLDOUT_FRACTION", "0.1", "Share of annotated tasks held back (by task id) to report F1 in /metrics."),
-    ("LASL_HOLDOUT_MIN_LABELED", "20", "Hold nothing back below this many annotated tasks."),
-    ("LASL_LABELS_NAME", "(none)", "Name of the <Labels> control to use when a config has several."),
-    ("LASL_LPN_LAYERS", "0", "Bi-LSTM layers of the loss prediction net (paper Table 6). 0 pools the tagger's own features (the paper's shared encoder): it scores the pool 3x faster than 2 on a CPU (10,000 tasks pushed in 78 s instead of 260 s), and a run's time budget buys ~1.5x the training steps, so versions come sooner and find more entities; in simulation it ranks a little worse below ~15% labeled. 2 is the paper's main setting (what `lasl simulate` uses); 1 or 3 also work. A change rebuilds the project's loss net at its next run."),
-    ("LASL_SCHEDULE", "pool_confidence", "Λ_t schedule of the dynamic balance (DBS) score."),
-    ("LASL_PUSH_CHUNK", "10000", "Predictions per import request (LS recounts per request: keep it large)."),
-    ("LASL_TRAIN_SECONDS", "30", "Wall-clock training budget of every run, the first included (0 = none): with scoring and pushing the pool a trigger reorders the queue within about a minute at 1,000 tasks. Each run continues from the last version."),
-    ("LASL_FIRST_RUN_WARMUP", "0.7", "Share of a project's first run's time budget that trains the tagger alone (no loss net, no Mean Teacher): a first version with usable entities within the budget. 0 = joint from the start."),
-    ("LASL_CONTINUE_RUNS", "5", "Follow-up runs, in a row, after a run that used its whole budget while its dev F1 still rose (each publishes a version); 0 = none."),
-    ("LASL_TRAIN_THREADS", "2", "Cores a training run uses: 2 runs the loss net's backward and update on a second thread beside the tagger's (bitwise the same weights as 1; LASL steps 1.34x faster, measured by lasl bench)."),
-    ("LASL_SCORE_WORKERS", "2", "Threads per scoring call (one torch thread each): the pool after a run is scored in that many batches at once; a one-record /predict runs each Bi-LSTM's two directions at once."),
-    ("LASL_PREDICT_BATCH", "64", "Chunks per forward pass in /predict and pool scoring."),
-    ("LASL_LS_TIMEOUT", "300", "Seconds to wait for one Label Studio API call."),
-    ("LASL_TRAIN_RETRIES", "3", "Retries of a run that failed on Label Studio errors (unreachable, 5xx)."),
-    ("LASL_RETRY_BACKOFF_S", "5", "First retry delay; doubles on each retry."),
-    ("LASL_RETRY_LATER_S", "60", "A run that Label Studio failed anyway (down longer than the retries) runs again by itself after this delay, doubling per failure in a row up to 30 min; 0 = never."),
-    ("LASL_SEED", "0", "Seed of model initialisation and the hold-back split."),
-)
+NO_NUL = Check(_no_nul, "text without NUL bytes", bad=("a\x00b",))
+URL = Check(_http_url, "an http:// or https:// URL with a host and no credentials (the token goes in LABEL_STUDIO_API_KEY)",
+            good=("http://label-studio:8080",), bad=("ftp://x", "localhost:8080", "http://admin:pw@ls:8080"))
+USER = Check(lambda v: ":" not in v, "a name without ':' (HTTP basic auth cannot carry it)", bad=("a:b",))
+LOG_LEVEL = Check(lambda v: v in _LOG_LEVELS, "one of " + ", ".join(_LOG_LEVELS), good=("DEBUG",), bad=("LOUD",))
+DEVICE = Check(lambda v: bool(_DEVICE.fullmatch(v)), "cpu, cuda, cuda:N or mps", good=("cuda:1", "mps"), bad=("tpu",))
+SCHEDULE = Check(_known_schedule, _schedules, good=("root",), bad=("sometimes",))
 
 
-def _get(env: Mapping[str, str], name: str) -> str | None:
-    raw = env.get(name)
-    if raw is None:
-        return None
-    raw = raw.strip()
-    return raw or None
+# ---------------------------------------------------------------- text → value
 
 
-def _parse(env: Mapping[str, str], name: str, default: T, conv: Callable[[str], T], check: Callable[[T], bool], want: str) -> T:
-    raw = _get(env, name)
-    if raw is None:
-        return default
-    try:
-        value = conv(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}={raw!r} is not valid: expected {want}") from None
-    if not check(value):
-        raise ConfigError(f"{name}={raw!r} is not valid: expected {want}")
-    return value
+def _integer(text: str) -> int:
+    # int() would take "1_000" and Unicode digits; a setting is plain digits
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise ValueError(text)
+    return int(text)
 
 
-def _bool(raw: str) -> bool:
-    low = raw.lower()
+def _decimal(text: str) -> float:
+    # float() would take "1_0", "nan" and "inf"
+    if not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text):
+        raise ValueError(text)
+    return float(text)
+
+
+def _boolean(text: str) -> bool:
+    low = text.lower()
     if low in _TRUE:
         return True
     if low in _FALSE:
         return False
-    raise ValueError(raw)
+    raise ValueError(text)
 
 
-def _int(raw: str) -> int:
-    # int() would accept "1_000" and " 7"; a setting should be plain digits.
-    if not re.fullmatch(r"[+-]?\d+", raw):
-        raise ValueError(raw)
-    return int(raw)
+_PARSERS: dict[Any, Callable[[str], Any]] = {int: _integer, float: _decimal, bool: _boolean}
+_TYPE_WANT: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false (or 1/0, yes/no, on/off)"}
 
 
-def _float(raw: str) -> float:
-    v = float(raw)
-    if v != v or v in (float("inf"), float("-inf")):
-        raise ValueError(raw)
-    return v
+def _want(info: FieldInfo) -> str:
+    env = env_of(info)
+    return env.check.want if env.check else _TYPE_WANT.get(info.annotation, "text")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """All settings; build with :meth:`from_env` (validated) or directly in tests."""
+# ---------------------------------------------------------------- the settings
 
-    model_dir: Path = Path("models")
-    label_studio_url: str | None = None
-    label_studio_api_key: str | None = field(default=None, repr=False)
-    basic_auth_user: str | None = None
-    basic_auth_pass: str | None = field(default=None, repr=False)
-    log_level: str = "INFO"
-    train_every: int = 10
-    encoder: str = "char"
-    device: str = "cpu"
-    uncertainty_sampling: bool = True
-    max_request_bytes: int = 32 * 1024 * 1024
-    max_text_chars: int = 100_000
-    versions_kept: int = 5
-    epochs: int = 8
-    min_steps: int = 100
-    max_steps: int = 0
-    torch_threads: int = 1
-    min_labeled: int = 1
-    holdout_fraction: float = 0.1
-    holdout_min_labeled: int = 20
-    labels_name: str | None = None
-    schedule: str = "pool_confidence"
-    lpn_layers: int = 0  # the shared encoder: why the backend differs from the paper here, README "Speed and the loss net's size"
-    push_chunk: int = 10_000
-    predict_batch: int = 64
-    train_seconds: float = 30.0
-    continue_runs: int = 5
-    first_run_warmup: float = 0.7
-    score_workers: int = 2
-    train_threads: int = 2
-    ls_timeout: float = 300.0
-    train_retries: int = 3
-    retry_backoff_s: float = 5.0
-    retry_later_s: float = 60.0
-    seed: int = 0
-    #: extra keyword arguments for ``TrainConfig`` (tests use it for tiny models); not from the env
-    train_overrides: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+class Settings(BaseSettings):
+    """All settings: :meth:`from_env` reads the environment; ``Settings(**fields)`` (tests) reads nothing."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, validate_by_name=True, hide_input_in_errors=True)
+
+    label_studio_url: str | None = setting(
+        None, "LABEL_STUDIO_URL", "Base URL of Label Studio as the backend reaches it (not localhost inside Docker); a trailing '/' is dropped.",
+        URL, normalize=lambda v: v.rstrip("/"), echo=False)
+    label_studio_api_key: str | None = setting(
+        None, "LABEL_STUDIO_API_KEY", "Legacy token or personal access token (PAT); the SDK handles both.", secret=True)
+    model_dir: Path = setting(Path("models"), "MODEL_DIR", "Checkpoints, DBS normalizers and per-project state.", NO_NUL)
+    basic_auth_user: str | None = setting(
+        None, "BASIC_AUTH_USER", "User of HTTP basic auth on every route except /health (set both BASIC_AUTH_* or neither).", USER)
+    basic_auth_pass: str | None = setting(
+        None, "BASIC_AUTH_PASS", "Password of that basic auth, kept as given (edge spaces included).", strip=False, secret=True)
+    log_level: str = setting("INFO", "LOG_LEVEL", "Level of the backend's log (any case).", LOG_LEVEL, normalize=str.upper)
+    train_every: int = setting(
+        10, "LASL_TRAIN_EVERY", "Start a training run after this many confirmed new/changed/deleted annotations.", between(1))
+    encoder: str = setting(
+        "char", "LASL_ENCODER", "'char' (Bi-LSTM from scratch) or a local directory / hub id of a BERT-like model.", NO_NUL)
+    device: str = setting(
+        "cpu", "LASL_DEVICE", "Where the models train and predict (any case); one that is not there stops the server at start. "
+        "The float64 CRF pass stays on the CPU.", DEVICE, normalize=str.lower)
+    uncertainty_sampling: bool = setting(
+        True, "LASL_UNCERTAINTY_SAMPLING", "After each run, PATCH the project to 'Uncertainty sampling'.")
+    max_request_mb: float = setting(
+        32.0, "LASL_MAX_REQUEST_MB", "Largest accepted request body; larger gets 413.",
+        between(0.0, 4096.0, low_open=True, want="a size in MB in (0, 4096]"))
+    max_text_chars: int = setting(
+        100_000, "LASL_MAX_TEXT_CHARS", "Longer task texts are answered with an empty placeholder (and a warning).", between(1))
+    versions_kept: int = setting(
+        5, "LASL_VERSIONS_KEPT", "Local model versions kept per project (the current one is always kept).", between(2))
+    epochs: int = setting(8, "LASL_EPOCHS", "Epochs per training run (fine-tuning from the previous version).", between(1, 1000))
+    min_steps: int = setting(
+        100, "LASL_MIN_STEPS", "Least optimizer steps per run (small labeled sets repeat epochs to reach it).",
+        between(0, 10**7, want="an integer in [0, 10^7]"))
+    max_steps: int = setting(
+        0, "LASL_MAX_STEPS", "Most optimizer steps per run (0 = no cap beyond the epochs).",
+        between(0, 10**7, want="an integer in [0, 10^7]"))
+    torch_threads: int = setting(
+        1, "LASL_TORCH_THREADS", "torch intra-op threads (0 = torch's default). 1 is as fast for this Bi-LSTM, and the server's "
+        "own threads give the parallelism: several OpenMP pools on few cores spin against each other and run far slower "
+        "(docs/operations.md, \"Threads and cores\").", between(0, 256))
+    min_labeled: int = setting(1, "LASL_MIN_LABELED", "Labeled tasks needed before the first run.", between(1))
+    holdout_fraction: float = setting(
+        0.1, "LASL_HOLDOUT_FRACTION", "Share of annotated tasks held back (by task id) to report F1 in /metrics.",
+        between(0.0, 0.5, what="a fraction"))
+    holdout_min_labeled: int = setting(20, "LASL_HOLDOUT_MIN_LABELED", "Hold nothing back below this many annotated tasks.", between(2))
+    labels_name: str | None = setting(None, "LASL_LABELS_NAME", "Name of the <Labels> control to use when a config has several.")
+    lpn_layers: int = setting(
+        0, "LASL_LPN_LAYERS", "Bi-LSTM layers of the loss prediction net (paper Table 6). 0 pools the tagger's own features "
+        "(the paper's shared encoder): it scores the pool about 3x faster than 2 on a CPU, so a run's time budget buys more "
+        "training steps and versions come sooner (docs/results.md, \"Speed and the loss net's size\"); in simulation it ranks "
+        "a little worse while few records are labeled (docs/results.md, \"Active learning\"). 2 is the paper's main setting "
+        "(what `lasl simulate` uses); 1 or 3 also work. A change rebuilds the project's loss net at its next run.",
+        between(0, 3, want="0, 1, 2 or 3"))
+    schedule: str = setting("pool_confidence", "LASL_SCHEDULE", "Λ_t schedule of the dynamic balance (DBS) score.", SCHEDULE)
+    push_chunk: int = setting(
+        10_000, "LASL_PUSH_CHUNK", "Predictions per import request (Label Studio recounts per request: keep it large).",
+        between(1, 100_000))
+    train_seconds: float = setting(
+        30.0, "LASL_TRAIN_SECONDS", "Wall-clock training budget of every run, the first included (0 = none): with scoring and "
+        "pushing the pool, a trigger reorders the queue within about a minute at 1,000 tasks (docs/results.md, \"Serving "
+        "speed\"). Each run continues from the last version.", between(0.0, 1e6, want="seconds in [0, 10^6]"))
+    first_run_warmup: float = setting(
+        0.7, "LASL_FIRST_RUN_WARMUP", "Share of a project's first run's time budget that trains the tagger alone (no loss net, "
+        "no Mean Teacher): a first version with usable entities within the budget. 0 = joint from the start.",
+        between(0.0, 1.0, what="a fraction"))
+    continue_runs: int = setting(
+        5, "LASL_CONTINUE_RUNS", "Follow-up runs, in a row, after a run that used its whole budget while its dev F1 still rose "
+        "(each publishes a version); 0 = none.", between(0, 1000))
+    train_threads: int = setting(
+        2, "LASL_TRAIN_THREADS", "Cores a training run uses: 2 runs the loss net's backward and update on a second thread beside "
+        "the tagger's (bitwise the same weights as 1, faster steps: docs/results.md, \"Benchmarks\").", between(1, 2, want="1 or 2"))
+    score_workers: int = setting(
+        2, "LASL_SCORE_WORKERS", "Threads per scoring call (one torch thread each): the pool after a run is scored in that many "
+        "batches at once; a one-record /predict runs each Bi-LSTM's two directions at once.", between(1, 64))
+    predict_batch: int = setting(64, "LASL_PREDICT_BATCH", "Chunks per forward pass in /predict and pool scoring.", between(1, 4096))
+    ls_timeout: float = setting(
+        300.0, "LASL_LS_TIMEOUT", "Seconds to wait for one Label Studio API call.", between(0.0, low_open=True, what="seconds"))
+    train_retries: int = setting(
+        3, "LASL_TRAIN_RETRIES", "Retries of a run that failed on Label Studio errors (unreachable, 5xx).", between(0, 20))
+    retry_backoff_s: float = setting(
+        5.0, "LASL_RETRY_BACKOFF_S", "First retry delay; doubles on each retry.", between(0.0, 3600.0, what="seconds"))
+    retry_later_s: float = setting(
+        60.0, "LASL_RETRY_LATER_S", "A run that Label Studio failed anyway (down longer than the retries) runs again by itself "
+        "after this delay, doubling per failure in a row up to 30 min; 0 = never.", between(0.0, 86400.0, what="seconds"))
+    seed: int = setting(
+        0, "LASL_SEED", "Seed of model initialisation and the hold-back split.", between(0, 2**32 - 1, want="an integer in [0, 2^32)"))
+
+    def __init__(self, **values: Any) -> None:
+        """Fields by name (or by variable name, as :meth:`from_env` passes them); :class:`ConfigError` if one is bad."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the keyword arguments: the environment is read by :meth:`from_env`, never behind a test's back."""
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read and validate ``env`` (default ``os.environ``); raises :class:`ConfigError` naming each bad variable."""
+        return cls(**_EnvironmentSource(cls, os.environ if env is None else env)())
+
+    @field_validator("*", mode="wrap")
+    @classmethod
+    def _parse_and_check(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        """Text (from the environment) is parsed strictly by the field's type, then normalized and checked."""
+        field = cls.model_fields[info.field_name]
+        env = env_of(field)
+        if isinstance(value, str) and field.annotation in _PARSERS:
+            value = _PARSERS[field.annotation](value)
+        if isinstance(value, str) and env.normalize is not None:
+            value = env.normalize(value)
+        value = handler(value)
+        if value is not None and env.check is not None and not env.check.ok(value):
+            raise ValueError("refused by its check")
+        return value
+
+    @model_validator(mode="after")
+    def _basic_auth_pair(self) -> "Settings":
+        if (self.basic_auth_user is None) != (self.basic_auth_pass is None):
+            raise PydanticCustomError("basic_auth", "set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
+        return self
+
+    @property
+    def max_request_bytes(self) -> int:
+        """``LASL_MAX_REQUEST_MB`` in bytes (what Flask's ``MAX_CONTENT_LENGTH`` takes)."""
+        return int(self.max_request_mb * 2**20)
 
     @property
     def auth_enabled(self) -> bool:
@@ -161,97 +328,109 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Values that must never be logged (used by :class:`SecretRedactingFilter`)."""
-        return [s for s in (self.label_studio_api_key, self.basic_auth_pass) if s]
+        return [v for name, f in type(self).model_fields.items() if env_of(f).secret and (v := getattr(self, name))]
 
     def public_dict(self) -> dict[str, Any]:
         """Settings for /metrics and start-up logs, secrets replaced by whether they are set."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name == "train_overrides":
-                continue
-            v = getattr(self, f.name)
-            if f.name in ("label_studio_api_key", "basic_auth_pass"):
-                out[f.name] = "<set>" if v else None
+        for name, f in type(self).model_fields.items():
+            v = getattr(self, name)
+            if env_of(f).secret:
+                out[name] = "<set>" if v else None
+            elif name == "max_request_mb":
+                out["max_request_bytes"] = self.max_request_bytes
             else:
-                out[f.name] = str(v) if isinstance(v, Path) else v
+                out[name] = str(v) if isinstance(v, Path) else v
         return out
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read and validate; raises :class:`ConfigError` naming the first bad variable."""
-        env = os.environ if env is None else env
-        url = _get(env, "LABEL_STUDIO_URL")
-        if url is not None:
-            p = urlparse(url)
-            if p.scheme not in ("http", "https") or not p.netloc:
-                raise ConfigError("LABEL_STUDIO_URL must be an http:// or https:// URL with a host")
-            if p.username or p.password:
-                raise ConfigError("LABEL_STUDIO_URL must not carry credentials; use LABEL_STUDIO_API_KEY")
-            url = url.rstrip("/")
-        key = _get(env, "LABEL_STUDIO_API_KEY")
-        user = _get(env, "BASIC_AUTH_USER")
-        pwd = env.get("BASIC_AUTH_PASS") or None  # a password may legitimately have edge spaces
-        if bool(user) != bool(pwd):
-            raise ConfigError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
-        if user is not None and ":" in user:
-            raise ConfigError("BASIC_AUTH_USER must not contain ':' (HTTP basic auth cannot carry it)")
-        level = (_get(env, "LOG_LEVEL") or "INFO").upper()
-        if level not in _LOG_LEVELS:
-            raise ConfigError(f"LOG_LEVEL={level!r} is not valid: expected one of {', '.join(_LOG_LEVELS)}")
-        model_dir = _get(env, "MODEL_DIR") or "models"
-        if "\x00" in model_dir:
-            raise ConfigError("MODEL_DIR contains a NUL byte")
-        encoder = _get(env, "LASL_ENCODER") or "char"
-        if "\x00" in encoder:
-            raise ConfigError("LASL_ENCODER contains a NUL byte")
-        device = (_get(env, "LASL_DEVICE") or "cpu").lower()
-        if not _DEVICE_RE.match(device):
-            raise ConfigError(f"LASL_DEVICE={device!r} is not valid: expected cpu, cuda, cuda:N or mps")
-        labels_name = _get(env, "LASL_LABELS_NAME")
-        schedule = _get(env, "LASL_SCHEDULE") or "pool_confidence"
-        try:
-            from .strategies.schedules import SCHEDULES
 
-            if schedule not in SCHEDULES:
-                raise ConfigError(f"LASL_SCHEDULE={schedule!r} is not valid: expected one of {', '.join(sorted(SCHEDULES))}")
-        except ImportError:  # pragma: no cover - strategies ship with the package
-            pass
-        pos = lambda v: v >= 1  # noqa: E731
-        mb = _parse(env, "LASL_MAX_REQUEST_MB", 32.0, _float, lambda v: 0 < v <= 4096, "a size in MB in (0, 4096]")
-        return cls(
-            model_dir=Path(model_dir),
-            label_studio_url=url,
-            label_studio_api_key=key,
-            basic_auth_user=user,
-            basic_auth_pass=pwd,
-            log_level=level,
-            train_every=_parse(env, "LASL_TRAIN_EVERY", 10, _int, pos, "an integer >= 1"),
-            encoder=encoder,
-            device=device,
-            uncertainty_sampling=_parse(env, "LASL_UNCERTAINTY_SAMPLING", True, _bool, lambda v: True, "true or false"),
-            max_request_bytes=int(mb * 1024 * 1024),
-            max_text_chars=_parse(env, "LASL_MAX_TEXT_CHARS", 100_000, _int, pos, "an integer >= 1"),
-            versions_kept=_parse(env, "LASL_VERSIONS_KEPT", 5, _int, lambda v: v >= 2, "an integer >= 2"),
-            epochs=_parse(env, "LASL_EPOCHS", 8, _int, lambda v: 1 <= v <= 1000, "an integer in [1, 1000]"),
-            min_steps=_parse(env, "LASL_MIN_STEPS", 100, _int, lambda v: 0 <= v <= 10**7, "an integer in [0, 10^7]"),
-            max_steps=_parse(env, "LASL_MAX_STEPS", 0, _int, lambda v: 0 <= v <= 10**7, "an integer in [0, 10^7]"),
-            torch_threads=_parse(env, "LASL_TORCH_THREADS", 1, _int, lambda v: 0 <= v <= 256, "an integer in [0, 256]"),
-            min_labeled=_parse(env, "LASL_MIN_LABELED", 1, _int, pos, "an integer >= 1"),
-            holdout_fraction=_parse(env, "LASL_HOLDOUT_FRACTION", 0.1, _float, lambda v: 0 <= v <= 0.5, "a fraction in [0, 0.5]"),
-            holdout_min_labeled=_parse(env, "LASL_HOLDOUT_MIN_LABELED", 20, _int, lambda v: v >= 2, "an integer >= 2"),
-            labels_name=labels_name,
-            schedule=schedule,
-            lpn_layers=_parse(env, "LASL_LPN_LAYERS", 0, _int, lambda v: 0 <= v <= 3, "0, 1, 2 or 3"),
-            push_chunk=_parse(env, "LASL_PUSH_CHUNK", 10_000, _int, lambda v: 1 <= v <= 100_000, "an integer in [1, 100000]"),
-            train_seconds=_parse(env, "LASL_TRAIN_SECONDS", 30.0, _float, lambda v: 0 <= v <= 10**6, "seconds in [0, 10^6]"),
-            first_run_warmup=_parse(env, "LASL_FIRST_RUN_WARMUP", 0.7, _float, lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
-            continue_runs=_parse(env, "LASL_CONTINUE_RUNS", 5, _int, lambda v: 0 <= v <= 1000, "an integer in [0, 1000]"),
-            train_threads=_parse(env, "LASL_TRAIN_THREADS", 2, _int, lambda v: 1 <= v <= 2, "1 or 2"),
-            score_workers=_parse(env, "LASL_SCORE_WORKERS", 2, _int, lambda v: 1 <= v <= 64, "an integer in [1, 64]"),
-            predict_batch=_parse(env, "LASL_PREDICT_BATCH", 64, _int, lambda v: 1 <= v <= 4096, "an integer in [1, 4096]"),
-            ls_timeout=_parse(env, "LASL_LS_TIMEOUT", 300.0, _float, lambda v: v > 0, "seconds > 0"),
-            train_retries=_parse(env, "LASL_TRAIN_RETRIES", 3, _int, lambda v: 0 <= v <= 20, "an integer in [0, 20]"),
-            retry_backoff_s=_parse(env, "LASL_RETRY_BACKOFF_S", 5.0, _float, lambda v: 0 <= v <= 3600, "seconds in [0, 3600]"),
-            retry_later_s=_parse(env, "LASL_RETRY_LATER_S", 60.0, _float, lambda v: 0 <= v <= 86400, "seconds in [0, 86400]"),
-            seed=_parse(env, "LASL_SEED", 0, _int, lambda v: 0 <= v < 2**32, "an integer in [0, 2^32)"),
-        )
+class _EnvironmentSource(EnvSettingsSource):
+    """A mapping read as the environment: each value stripped (unless its field keeps edge spaces), blank
+    values left out so that they count as unset."""
+
+    def __init__(self, settings_cls: type[Settings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls, case_sensitive=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        out: dict[str, str | None] = {}
+        for f in self.settings_cls.model_fields.values():
+            env = env_of(f)
+            raw = self._env.get(env.name)
+            value = raw.strip() if raw is not None and env.strip else raw
+            if value:
+                out[env.name] = value
+        return out
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """One message naming every bad variable and what it expects; a secret's value is never quoted."""
+    fields = Settings.model_fields
+    by_name = {**{env_of(f).name: n for n, f in fields.items()}, **{n: n for n in fields}}
+    problems: list[str] = []
+    for err in exc.errors(include_url=False):
+        key = str(err["loc"][0]) if err["loc"] else ""
+        if key not in by_name:
+            problems.append(f"{key}: not a setting" if key else err["msg"])
+            continue
+        field = fields[by_name[key]]
+        env = env_of(field)
+        quoted = f"={err['input']!r}" if env.echo and not env.secret and isinstance(err["input"], str) else ""
+        problems.append(f"{env.name}{quoted} is not valid: expected {_want(field)}")
+    return ConfigError("; ".join(problems))
+
+
+# ---------------------------------------------------------------- the documentation table
+
+TABLE_START = "<!-- settings table: generated by `python -m lasl_backend.config --write docs/configuration.md` -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def _default_text(v: Any) -> str:
+    if v is None:
+        return "(none)"
+    if isinstance(v, bool):
+        return "`true`" if v else "`false`"
+    return f"`{_number(v) if isinstance(v, (int, float)) else v}`"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown_table() -> str:
+    """The settings as a Markdown table: variable, default, what a value must be, meaning."""
+    rows = ["| Variable | Default | Expected | Meaning |", "|---|---|---|---|"]
+    for f in Settings.model_fields.values():
+        env = env_of(f)
+        rows.append(f"| `{env.name}` | {_default_text(f.default)} | {_cell(_want(f))} | {_cell(env.help)} |")
+    return "\n".join(rows)
+
+
+def update_document(text: str) -> str:
+    """``text`` with the part between :data:`TABLE_START` and :data:`TABLE_END` replaced by the current table."""
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"the document lacks the markers {TABLE_START!r} ... {TABLE_END!r}")
+    return text[: start + len(TABLE_START)] + "\n" + markdown_table() + "\n" + text[end:]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lasl_backend.config", description="the backend's settings table")
+    group = ap.add_mutually_exclusive_group(required=True)
+    group.add_argument("--markdown", action="store_true", help="print the Markdown table")
+    group.add_argument("--write", type=Path, metavar="FILE", help="rewrite the table between FILE's markers")
+    args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    try:
+        args.write.write_text(update_document(args.write.read_text(encoding="utf-8")), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        print(f"{ap.prog}: error: {args.write}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,9 +12,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from lasl_backend.devtools.bench import load_records
+from lasl_backend.devtools.bench import default_data_dir, load_records
 from lasl_backend.devtools.bench_server import BackendProcess, LSApi, _texts_and_gold, loadavg, measure_queue
-from lasl_backend.cli import _default_data_dir
 from lasl_backend.devtools.labelstudio_dev import LabelStudioServer, ensure_ls_venv
 
 
@@ -26,7 +25,7 @@ def main() -> None:
     ap.add_argument("--total", type=int, default=1000)
     a = ap.parse_args()
     extra = dict(kv.split("=", 1) for kv in a.env.split(",") if kv.strip())
-    recs, src = load_records(_default_data_dir(), a.total)
+    recs, src = load_records(default_data_dir(), a.total)
     recs = _texts_and_gold(recs, a.total, seed=7)
     with tempfile.TemporaryDirectory(prefix="lasl-queue-bench-") as tmp:
         with LabelStudioServer(Path(tmp) / "ls", ls_venv=ensure_ls_venv()) as ls:

@@ -81,6 +81,14 @@ def bilstm_flops_per_char(model: NerModel) -> float:
     return float(lstm + emit)
 
 
+def default_data_dir() -> Path | None:
+    """The CCKS 2019 data beside the checkout (``../shared/data/ccks2019``), if it is there."""
+    for p in (Path("../shared/data/ccks2019"), Path(__file__).resolve().parents[3] / "shared/data/ccks2019"):
+        if (p / "train.jsonl").is_file():
+            return p
+    return None
+
+
 def load_records(data_dir: Path | None, n: int) -> tuple[list[Record], str]:
     if data_dir is not None and (data_dir / "train.jsonl").is_file():
         return read_jsonl(data_dir / "train.jsonl")[:n], str(data_dir / "train.jsonl")
@@ -269,7 +277,7 @@ def bench_lasl_round(records: list[Record], test: list[Record], threads: int, qu
 
 
 def run_bench(
-    data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False, device: str = "cpu", lpn_layers: int = Settings.lpn_layers
+    data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False, device: str = "cpu", lpn_layers: int = Settings().lpn_layers
 ) -> dict[str, Any]:
     """Every number of the module doc; ``lpn_layers`` sizes the LPN of one_record, scoring_lpn and lasl_round
     (default: the backend's size, ``LASL_LPN_LAYERS``'s default)."""

@@ -730,10 +730,9 @@ if __name__ == "__main__":  # pragma: no cover - `lasl bench --server` is the us
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--push-only", action="store_true", help="only the re-score-and-push measurements (1,000 and 10,000 tasks)")
     a = ap.parse_args()
-    from .bench import load_records
-    from ..cli import _default_data_dir
+    from .bench import default_data_dir, load_records
 
-    d = Path(a.data) if a.data else _default_data_dir()
+    d = Path(a.data) if a.data else default_data_dir()
     recs_, src = load_records(d, 1000)
     _log(f"records: {src}")
     partial = a.out.with_suffix(".partial.json") if a.out else None

@@ -530,7 +530,6 @@ class LaslBackend:
             tagger_warmup_seconds=(s.train_seconds * s.first_run_warmup) if first_run and s.train_seconds else 0.0,
             device=s.device,
         )
-        kw.update(dict(s.train_overrides))
         return TrainConfig(**kw)
 
     def split_holdout(self, labeled: Sequence[LabeledTask]) -> tuple[list[LabeledTask], list[LabeledTask]]:

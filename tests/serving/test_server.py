@@ -45,7 +45,6 @@ HAND_GOLD = [
     [("胸部CT", "影像检查"), ("右肺", "解剖部位"), ("肺叶切除术", "手术")],
     [("头颅MRI", "影像检查")],
 ]
-TINY = dict(max_epochs=1, min_steps=1, max_steps=2, batch_size=8, threads=1, dev_fraction=0.0)
 AUTH = ("annotator-bot", "pa55-SECRET-basic-auth-pass")
 
 
@@ -66,7 +65,9 @@ def make_settings(model_dir: Path, fake: FakeLabelStudio | None = None, **kw: An
         train_retries=1,
         holdout_fraction=0.3,
         holdout_min_labeled=6,
-        train_overrides=TINY,
+        epochs=1,
+        min_steps=1,
+        max_steps=2,
         log_level="DEBUG",
         retry_later_s=0.0,  # no self-scheduled retries outliving a test (one test turns them on)
     )
@@ -597,7 +598,7 @@ def test_bad_input_kind_count() -> None:
 
 
 def test_oversized_request_gets_413(tmp_path: Path) -> None:
-    c = init_app(LaslBackend, settings=make_settings(tmp_path, max_request_bytes=64 * 1024)).test_client()
+    c = init_app(LaslBackend, settings=make_settings(tmp_path, max_request_mb=1 / 16)).test_client()
     r = c.post("/predict", json=predict_body([task(1, "患" * 100_000)]))
     assert r.status_code == 413 and "larger" in r.get_json()["error"]
 
