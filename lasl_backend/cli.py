@@ -122,13 +122,19 @@ def _threads(text: str) -> int:
     return value
 
 
+def train_config(args: argparse.Namespace) -> Any:
+    """The ``TrainConfig`` of ``lasl train``: each option sets the field it takes its default from."""
+    given = {lazy.field: getattr(args, lazy.dest) for lazy in args.field_defaults if lazy.source is _train_config}
+    return _train_config()(**given)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     _set_torch_threads(args.threads)
-    from .ner import TrainConfig, resolve_device, train_lasl  # torch
+    from .ner import resolve_device, train_lasl  # torch
 
     train = read_jsonl(args.train)
     dev = read_jsonl(args.dev) if args.dev else None
-    cfg = TrainConfig(**{lazy.field: getattr(args, lazy.dest) for lazy in args.field_defaults})
+    cfg = train_config(args)
     resolve_device(cfg.device)  # before the data is chunked: a clear error for a GPU that is not there
     held_out = f", dev {len(dev)} from {args.dev}" if dev else f", dev {cfg.dev_fraction:.0%} held out"
     print(f"training on {len(train)} records from {args.train}{held_out}", file=sys.stderr)

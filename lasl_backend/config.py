@@ -40,9 +40,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Check:
-    """What a setting's value must satisfy (``ok``), said as ``want`` in errors and in the table.
+    """What a setting's value must satisfy (``ok``), said as :attr:`want` in errors and in the table.
 
-    ``want`` may be a function, for a list that lives in a module config.py does not import at start.
+    ``describe`` is that text, or a function that makes it (for a list kept in a module above this one).
     ``good`` and ``bad`` are texts the check accepts and refuses: examples for the tests.
     """
 
@@ -119,13 +119,13 @@ def _http_url(v: str) -> bool:
 
 
 def _known_schedule(v: str) -> bool:
-    from .strategies.schedules import SCHEDULES  # numpy: only when a schedule is checked
+    from .strategies.schedules import SCHEDULES  # strategies sit above config (and bring numpy): imported on use
 
     return v in SCHEDULES
 
 
 def _schedules() -> str:
-    from .strategies.schedules import SCHEDULES  # numpy: only when a schedule is described
+    from .strategies.schedules import SCHEDULES  # as in _known_schedule
 
     return "one of " + ", ".join(sorted(SCHEDULES))
 
