@@ -36,7 +36,7 @@ SCORE_FIELDS: tuple[str, ...] = ("l_min", "l_max", "p_max", "l_pred", "l_pred_va
 class PoolScores:
     """Per-record numbers for the unlabeled pool, one entry per record, in pool order.
 
-    - ``l_min``, ``l_max``: Eq. 4 bounds of the record's loss (summed over its chunks, gap 4).
+    - ``l_min``, ``l_max``: the paper's Eq. 4 bounds of the record's loss, summed over its chunks (docs/method.md, R4).
     - ``p_max``: P(y_max | x) = exp(-l_min).
     - ``l_pred``: the LPN's output; ``l_pred_vanilla``: the learning-loss net's output.
     - ``n_chars``: record length in characters; ``n_chunks``: how many chunks the model cut it into
@@ -146,7 +146,7 @@ class QueryStrategy(ABC):
 
 
 def per_char(values: np.ndarray, pool: PoolScores, strategy: str) -> np.ndarray:
-    """``values / n_chars`` (an empty record counts as one character): METHOD.md gap 3's
-    length-normalised variant, for sums over a record such as L_min and L_p."""
+    """``values / n_chars`` (an empty record counts as one character): the length-normalised variant of
+    docs/method.md, R3, for sums over a record such as L_min and L_p."""
     n = pool.require("n_chars", strategy)
     return values / np.maximum(n, 1.0)

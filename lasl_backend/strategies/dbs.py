@@ -1,8 +1,8 @@
-"""Dynamic balance strategy (paper §3.2.3, METHOD.md Eq. 6-7), computed in log space.
+"""Dynamic balance strategy (the paper's §3.2.3 and Eq. 6-7), computed in log space.
 
 rank(x_i) = Λ_t · softmax(L_min)_i + (1 − Λ_t) · softmax(L_p)_i, softmax over the unlabeled pool.
 
-Gap 3: L_min and L_p are sums over whole records, and the softmax of raw values over a big pool
+docs/method.md, R3: L_min and L_p are sums over whole records, and the softmax of raw values over a big pool
 saturates to one-hot (exp overflows/underflows). We therefore keep everything in logs:
 log rank_i = logaddexp(log Λ + L_min_i − LSE(L_min), log(1 − Λ) + L_p_i − LSE(L_p)), which is finite
 for any finite inputs and ranks exactly like Eq. 6. The two log-sum-exp denominators and Λ are frozen
@@ -133,7 +133,7 @@ class DynamicBalanceSampling(QueryStrategy):
     ``score`` is log rank (Eq. 6), monotone in rank, with Λ_t from ``schedule``: a name of
     :data:`schedules.SCHEDULES` ("pool_confidence" = Eq. 7, the default; "equal", "linear", "root"
     with ``p``, ...), a number, or a callable. ``normalize_length`` divides L_min and L_p by n_chars
-    before the softmax (gap 3; raw is the paper's choice and the default). Λ is not length-normalised
+    before the softmax (docs/method.md, R3; raw is the paper's choice and the default). Λ is not length-normalised
     by this flag; use the "pool_confidence_per_char" schedule for that.
     """
 

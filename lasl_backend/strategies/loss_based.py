@@ -17,7 +17,7 @@ class LearningLossSampling(QueryStrategy):
     sum over its chunks then moves with that arbitrary shift times its number of chunks (a negative shift
     makes every extra chunk *lower* the score, so the sum picked the shortest records). So
     ``reduction="mean"`` (the default) ranks records by the mean of their chunk scores, an order no shift
-    or scale changes; ``"sum"`` is the plain sum, kept to reproduce the first run (README).
+    or scale changes; ``"sum"`` is the plain sum (docs/results.md, "Active learning", compares the two).
     """
 
     name = "loss"
@@ -56,7 +56,7 @@ class _LengthNormalisable(QueryStrategy):
 
 class MinimumLossSampling(_LengthNormalisable):
     """"MLP": the minimum loss L_min of Eq. 4, highest first. ``normalize_length`` divides by n_chars
-    (METHOD.md gap 3; the paper uses the raw sum, the default)."""
+    (docs/method.md, R3; the paper uses the raw sum, the default)."""
 
     name = "mlp"
     field = "l_min"

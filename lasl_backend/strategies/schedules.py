@@ -1,7 +1,7 @@
-"""Λ_t schedules for the dynamic balance strategy (METHOD.md Eq. 7, 11, 12; paper §3.2.3, §5.2.2).
+"""Λ_t schedules for the dynamic balance strategy (the paper's Eq. 7, 11, 12; §3.2.3, §5.2.2).
 
 A schedule is a callable ``schedule(pool) -> float`` in [0, 1]; Λ_t weights softmax(L_min) in Eq. 6
-(gap 2: follow Eq. 6, a growing Λ shifts weight toward MLP). ``pool.round`` is the round t.
+(docs/method.md, R2: following Eq. 6, a growing Λ shifts weight toward MLP). ``pool.round`` is the round t.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class PoolConfidence:
 
     Uses ``pool.p_max`` when present, else ``exp(-pool.l_min)``.
     ``per_char=True`` is this project's option, not the paper's: mean of exp(-L_min / n_chars), the
-    geometric mean of per-character confidence. L_min is a sum over the record (gap 3/4), so for long
+    geometric mean of per-character confidence. L_min is a sum over the record (docs/method.md, R3 and R4), so for long
     records exp(-L_min) underflows toward 0 and the raw Eq. 7 then pins Λ near 0 (DBS ≈ LPN alone)
     however good the decoder is.
     """

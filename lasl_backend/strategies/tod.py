@@ -19,7 +19,7 @@ def temporal_output_discrepancy(
 
     Huang et al. define TOD as ‖f(x; θ_t) − f(x; θ_{t−1})‖ on a classifier's output vector; a tagger has
     one output distribution per character. We take the L2 norm per character, as they do per output,
-    and sum over characters, so a record's TOD aggregates like its loss (METHOD.md gap 4, "sum").
+    and sum over characters, so a record's TOD aggregates like its loss (docs/method.md, R4: aggregation by sum).
     ``reduction="mean"`` divides by the record's length instead. ``current[r]`` and ``previous[r]`` are
     [n_chars_r, K] arrays; an empty record gives 0.
     """

@@ -34,10 +34,9 @@ class LeastConfidence(QueryStrategy):
     requires = ("p_max", "l_min")
 
     def score(self, pool: PoolScores) -> np.ndarray:
-        p = pool.require("p_max", self.name)
+        pool.require("p_max", self.name)  # the score is 1 - p_max, computed from L_min without cancellation
         l_min = pool.require("l_min", self.name)
         out = -np.expm1(-l_min)  # = 1 - p_max, exact for small L_min
         saturated = l_min > 30.0  # 1 - exp(-30) is 1 - 9e-14: beyond this, rank by L_min itself
         out[saturated] = 1.0 + l_min[saturated]
-        del p
         return out
