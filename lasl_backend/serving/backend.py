@@ -66,8 +66,8 @@ class LaslBackend:
         self.runs = RunTracker()
         self.follow_up = FollowUpRule(self.settings.continue_runs)
         self._run_context = RunContext(
-            self.project_id, self.settings, self.store, self.connection, self.slot, self.runs, self.follow_up, self._stop,
-            train_fn or train_lasl,
+            project_id=self.project_id, settings=self.settings, store=self.store, connection=self.connection, slot=self.slot,
+            tracker=self.runs, follow_up=self.follow_up, stop=self._stop, train_fn=train_fn or train_lasl,
         )
         self._ner: NerConfig | None = None
         if label_config is not None:

@@ -56,8 +56,20 @@ def settings(model_dir: Path, fake: FakeLabelStudio, **kw: Any) -> Settings:
     return Settings(**base)
 
 
+class Client(LSClient):
+    """The real client without SDK-level retries (only the backend's own count), able to refuse
+    the model_version PATCH as Label Studio does when it finds no prediction of that version."""
+
+    refuse_model_version = False
+
+    def set_model_version(self, project_id: int, version: str, uncertainty_sampling: bool = True) -> None:
+        if self.refuse_model_version:
+            raise LabelStudioRequestError("PATCH project model_version: Label Studio answered HTTP 400", 400)
+        super().set_model_version(project_id, version, uncertainty_sampling)
+
+
 def no_sdk_retries(url: str, key: str) -> LSClient:
-    return LSClient(url, key, timeout=10, max_retries=0)  # only the backend's own retries count
+    return Client(url, key, timeout=10, max_retries=0)
 
 
 class Trainer:
@@ -95,11 +107,6 @@ def linear_lambda(round_t: int) -> float:
 
 
 # ---- a failure before "activate" leaves the old version serving -----------------------------------------
-class RefusesModelVersion(LSClient):
-    def set_model_version(self, project_id: int, version: str, uncertainty_sampling: bool = True) -> None:
-        raise LabelStudioRequestError("PATCH project model_version: Label Studio answered HTTP 400", 400)
-
-
 def break_fetch(fake: FakeLabelStudio, b: LaslBackend, trainer: Trainer) -> None:
     fake.fail["/api/tasks"] = [500, 500]  # the try and its one retry
 
@@ -117,8 +124,7 @@ def break_push(fake: FakeLabelStudio, b: LaslBackend, trainer: Trainer) -> None:
 
 
 def break_set_model_version(fake: FakeLabelStudio, b: LaslBackend, trainer: Trainer) -> None:
-    b.connection._factory = lambda url, key: RefusesModelVersion(url, key, timeout=10, max_retries=0)
-    b.connection._clients.clear()
+    b.ls().refuse_model_version = True  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
