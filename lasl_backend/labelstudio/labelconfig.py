@@ -14,6 +14,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["LabelConfigError", "NerConfig", "parse_label_config", "MAX_CONFIG_CHARS"]
 
@@ -61,44 +62,44 @@ def _preparse(config: str) -> None:
         raise LabelConfigError(f"label config is not well-formed XML: {exc}") from None
 
 
+def _controls(config: str) -> list[Any]:
+    """The config's control tags as the SDK reads them."""
+    try:
+        # imported here: the SDK's label interface takes ~0.4 s to import, a cost only a config parse pays
+        from label_studio_sdk.label_interface import LabelInterface
+
+        controls = LabelInterface(config).controls
+        return list(controls.values()) if isinstance(controls, dict) else list(controls)
+    except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds for bad configs
+        raise LabelConfigError(f"label config could not be parsed: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _ner_pair(control: Any) -> NerConfig | str | None:
+    """The control as a Labels→Text pair, a problem that makes it unusable, or None if it is no <Labels>."""
+    if getattr(control, "tag", "").lower() != "labels":
+        return None
+    objs = [o for o in getattr(control, "objects", []) if getattr(o, "tag", "").lower() == "text"]
+    if not objs:
+        return f"<Labels name={control.name!r}> does not point at a <Text> tag"
+    if len(objs) > 1:
+        return f"<Labels name={control.name!r}> points at several <Text> tags"
+    obj = objs[0]
+    value = getattr(obj, "value", None) or ""
+    if not value.startswith("$") or not re.fullmatch(r"\$[A-Za-z_][\w-]*", value):
+        return f"<Text name={obj.name!r}> has value {value!r}; expected a task field like \"$text\""
+    labels = tuple(dict.fromkeys(str(lb) for lb in (getattr(control, "labels", None) or [])))
+    if not labels:
+        return f"<Labels name={control.name!r}> has no <Label value=...> children"
+    return NerConfig(from_name=control.name, to_name=obj.name, value_key=value[1:], labels=labels)
+
+
 def _parse_uncached(config: str, labels_name: str | None) -> NerConfig:
     if not isinstance(config, str) or not config.strip():
         raise LabelConfigError("label config is empty")
     _preparse(config)
-    try:
-        from label_studio_sdk.label_interface import LabelInterface
-
-        li = LabelInterface(config)
-        controls = li.controls
-        controls = list(controls.values()) if isinstance(controls, dict) else list(controls)
-    except LabelConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds for bad configs
-        raise LabelConfigError(f"label config could not be parsed: {type(exc).__name__}: {str(exc)[:200]}") from None
-
-    pairs: list[NerConfig] = []
-    problems: list[str] = []
-    for c in controls:
-        if getattr(c, "tag", "").lower() != "labels":
-            continue
-        objs = [o for o in getattr(c, "objects", []) if getattr(o, "tag", "").lower() == "text"]
-        if not objs:
-            problems.append(f"<Labels name={c.name!r}> does not point at a <Text> tag")
-            continue
-        if len(objs) > 1:
-            problems.append(f"<Labels name={c.name!r}> points at several <Text> tags")
-            continue
-        obj = objs[0]
-        value = getattr(obj, "value", None) or ""
-        if not value.startswith("$") or not re.fullmatch(r"\$[A-Za-z_][\w-]*", value):
-            problems.append(f"<Text name={obj.name!r}> has value {value!r}; expected a task field like \"$text\"")
-            continue
-        labels = tuple(dict.fromkeys(str(lb) for lb in (getattr(c, "labels", None) or [])))
-        if not labels:
-            problems.append(f"<Labels name={c.name!r}> has no <Label value=...> children")
-            continue
-        pairs.append(NerConfig(from_name=c.name, to_name=obj.name, value_key=value[1:], labels=labels))
-
+    found = [_ner_pair(c) for c in _controls(config)]
+    pairs = [f for f in found if isinstance(f, NerConfig)]
+    problems = [f for f in found if isinstance(f, str)]
     if labels_name is not None:
         chosen = [p for p in pairs if p.from_name == labels_name]
         if not chosen:

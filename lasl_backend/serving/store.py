@@ -17,11 +17,14 @@ Why this shape:
   replaces the serving model.
 * Names are ``lasl-v<counter>-<UTC time>`` (e.g. ``lasl-v0003-20261126T051200``): Label Studio only
   re-scores tasks when the version string changes, so every run gets a new, never reused name.
+  :meth:`allocate_version` hands out the name together with its number (the persisted counter), so
+  nothing outside the store reads numbers back out of names.
 * Project ids must be ints and versions must match :data:`VERSION_RE`, and every path is checked to
   stay inside ``MODEL_DIR``: ``../``, absolute paths and NUL bytes cannot reach the file system.
 * Retention deletes only local directories, only outside a run's critical section, never the current
   or previous version. Label Studio's stored predictions of old versions are never deleted by the
-  backend (deleting one stalls LS for ~38 s at 10k tasks, PROTOCOL.md §9); that is an operator task.
+  backend (deleting one stalls LS for ~38 s at 10k tasks; docs/serving.md, "Label Studio facts"):
+  that is an operator task (docs/serving.md, "Versions and the store").
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ import re
 import shutil
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from ..atomic import fsync_dir, fsync_tree, write_text_atomic
 
-__all__ = ["ModelStore", "StoreError", "UnsafePathError", "VERSION_RE", "check_project_id", "check_version"]
+__all__ = ["ModelStore", "NewVersion", "StoreError", "UnsafePathError", "VERSION_RE", "check_project_id", "check_version"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,15 @@ def check_version(version: object) -> str:
         shown = version if isinstance(version, str) and len(version) <= 64 and version.isprintable() else "<invalid>"
         raise UnsafePathError(f"not a model version name: {shown!r}")
     return version
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A version name handed out by :meth:`ModelStore.allocate_version`, with its number."""
+
+    name: str
+    #: the project's persisted counter: 1 for its first version, never reused (failed runs included)
+    number: int
 
 
 def _counter(version: str) -> int:
@@ -217,8 +230,10 @@ class ModelStore:
         except (FileNotFoundError, ValueError, UnicodeDecodeError):
             return {}
 
-    def new_version_name(self, project_id: object, now: datetime | None = None) -> str:
-        """The next never-used name; the counter is persisted before the name is handed out."""
+    def allocate_version(self, project_id: object, now: datetime | None = None) -> NewVersion:
+        """The next never-used version; the counter is persisted before the name is handed out, and
+        it also counts names already on disk (``versions/`` and ``tmp/``), so a lost ``state.json``
+        cannot make a name repeat."""
         with self._lock:
             pdir = self.project_dir(project_id)
             (pdir / "versions").mkdir(parents=True, exist_ok=True)
@@ -233,10 +248,14 @@ class ModelStore:
                             seen.append(int(m.group(1)))
             counter = max(seen) + 1
             stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
-            name = f"lasl-v{counter:04d}-{stamp}"
+            name = check_version(f"lasl-v{counter:04d}-{stamp}")
             state["counter"] = counter
             write_text_atomic(self._state_path(project_id), json.dumps(state))
-            return check_version(name)
+            return NewVersion(name, counter)
+
+    def new_version_name(self, project_id: object, now: datetime | None = None) -> str:
+        """The name of :meth:`allocate_version` alone."""
+        return self.allocate_version(project_id, now).name
 
     def write_version(
         self,

@@ -39,6 +39,22 @@ def test_counter_persists_across_restarts(tmp_path: Path) -> None:
     assert int(VERSION_RE.match(v2).group(1)) == int(VERSION_RE.match(v1).group(1)) + 1
 
 
+def test_allocated_versions_carry_their_number(tmp_path: Path) -> None:
+    s = ModelStore(tmp_path)
+    t = datetime(2026, 11, 26, 5, 12, 0, tzinfo=timezone.utc)
+    a = s.allocate_version(4, now=t)
+    assert (a.name, a.number) == ("lasl-v0001-20261126T051200", 1)
+    s.write_version(4, a.name, lambda d: (d / "model").mkdir())
+    b = ModelStore(tmp_path).allocate_version(4)  # after a restart: the persisted counter
+    assert b.number == 2 and VERSION_RE.match(b.name).group(1) == "0002"
+    (tmp_path / "projects" / "4" / "state.json").unlink()  # the counter is lost, written versions still count
+    c = ModelStore(tmp_path).allocate_version(4)
+    assert c.number == 2  # b was never written: only names on disk are known
+    s.write_version(4, c.name, lambda d: (d / "model").mkdir())
+    (tmp_path / "projects" / "4" / "state.json").unlink()
+    assert ModelStore(tmp_path).allocate_version(4).number == 3
+
+
 def test_version_visible_only_after_complete_write_and_current_is_separate(tmp_path: Path) -> None:
     s = ModelStore(tmp_path)
     v = _write(s, 1)
