@@ -19,7 +19,8 @@ from lasl_backend import crf
 from lasl_backend.serving.backend import COLD_START_VERSION, CONTINUE_REASON, UNREADABLE_SCORE, LaslBackend, ServedModel, dbs_score
 from lasl_backend.config import Settings
 from lasl_backend.ner import NerModel, RecordScore, SpanPrediction
-from lasl_backend.serving.routes import RETRY_REASON, init_app
+from lasl_backend.serving.routes import init_app
+from lasl_backend.serving.scheduler import RETRY_REASON
 from lasl_backend.serving.store import VERSION_RE, ModelStore
 from lasl_backend.devtools.synthetic import LABELS, make_records
 
@@ -142,7 +143,7 @@ def check_results(body: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
 
 def wait_idle(app: Any, timeout: float = 300.0) -> None:
     st_ = app.extensions["lasl"]
-    assert st_.verifier.wait_idle(timeout)
+    assert st_.wait_idle(timeout)  # webhook confirmations and new-task scoring
     assert st_.trainer.wait_idle(timeout)
 
 
