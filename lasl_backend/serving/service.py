@@ -118,16 +118,18 @@ class BackendService:
         return winner
 
     def stranger_client(self) -> LSClient | None:
-        """The environment's Label Studio connection, to confirm events of unknown projects (with a
-        short timeout: a confirming GET must not hold a worker for LASL_LS_TIMEOUT)."""
+        """The environment's Label Studio connection, to confirm events of unknown projects: a short
+        timeout and no retry inside the call (a confirming GET must not hold a worker; the verifier
+        schedules its own retries)."""
         s = self.settings
         if not (s.label_studio_url and s.label_studio_api_key):
             return None
         with self.lock:
             if self._stranger_ls is None:
-                factory = self.backend_kwargs.get("ls_factory")
+                url, key = s.label_studio_url, s.label_studio_api_key
+                factory = self.backend_kwargs.get("ls_factory")  # the backends' client factory (tests), if any
                 timeout = min(s.ls_timeout, self.limits.confirm_timeout_s)
-                self._stranger_ls = factory(s.label_studio_url, s.label_studio_api_key) if factory else LSClient(s.label_studio_url, s.label_studio_api_key, timeout=timeout)
+                self._stranger_ls = factory(url, key) if factory else LSClient(url, key, timeout=timeout, max_retries=0)
             return self._stranger_ls
 
     # ---- routes ---------------------------------------------------------------------------------------
