@@ -1,7 +1,7 @@
 """Annotation webhooks: confirmed with Label Studio before they count toward the next training run.
 
 The design (docs/serving.md, "Webhooks"; Label Studio sends webhooks WITHOUT basic auth, but sends
-START_TRAINING through its ML API session WITH it, docs/serving.md, "Label Studio facts"):
+START_TRAINING through its ML backend connection WITH it, docs/serving.md, "Label Studio facts"):
 
 * ``START_TRAINING`` starts an expensive run, so when ``BASIC_AUTH_USER``/``BASIC_AUTH_PASS`` are set it
   must carry valid credentials; an anonymous one gets 401 (Label Studio's real one always has them).

@@ -114,7 +114,7 @@ def annotation_event(action: str, aid: int, tid: int, pid: int = 1) -> dict[str,
 
 
 def check_results(body: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
-    """The invariants Label Studio needs (PROTOCOL.md §10.3)."""
+    """The invariants Label Studio needs of every result (docs/serving.md, "The protocol")."""
     results = body["results"]
     assert isinstance(results, list) and len(results) == len(tasks)
     for t, r in zip(tasks, results):
