@@ -19,7 +19,8 @@ START_TRAINING through its ML backend connection WITH it, docs/serving.md, "Labe
   re-reads every annotation from Label Studio, so no event's effect is lost even if its webhook was
   dropped; the counter only decides *when* the next run starts.
 * Without configured basic auth there is nothing to protect: events are still confirmed when a Label
-  Studio connection is known (that dedups replays), and counted directly when none is.
+  Studio connection is known (that dedups replays), and counted directly when none is (for a known
+  project: one that nothing can confirm gets no counter; and with auth off no event is credentialed).
 
 A flood of forged events must not stall the real ones or grow the process:
 
@@ -286,7 +287,7 @@ class WebhookVerifier:
         else:
             client = self._stranger_client()
         if client is None:
-            if self._settings.auth_enabled:
+            if self._settings.auth_enabled or backend is None:  # an unknown project gets no counter unasked
                 return _UNVERIFIABLE
             return f"{ev.action}:{time.monotonic_ns()}"  # no auth and no connection: trust, count each
         return self._confirm(client, ev, backend)
@@ -350,12 +351,11 @@ class WebhookVerifier:
 
     def summary(self) -> dict[str, Any]:
         """/metrics' top-level ``webhooks``: backlogs, their bounds and peaks, what was shed."""
-        lanes = {}
-        for i, name in enumerate(LANE_NAMES):
-            lanes[name] = dict(self._queue.lane_stats(i), shed=self._shed[i])
         with self._lock:
+            shed = list(self._shed)
             tracked = len(self._strangers)
             counted = len(self._counters)
+        lanes = {name: dict(self._queue.lane_stats(i), shed=shed[i]) for i, name in enumerate(LANE_NAMES)}
         return {
             "shed": sum(self._shed),
             "backlog": sum(v["backlog"] for v in lanes.values()),

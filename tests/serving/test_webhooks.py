@@ -205,3 +205,17 @@ def test_a_full_backlog_refuses_credentialed_events_and_sheds_anonymous_ones(tmp
         fake.latency_s = 0.0
         wait_idle(app, 60)
         assert svc.verifier.stats(9)["shed"] == 1 and 9 not in svc.backends and svc.verifier.known_projects() == [1]
+
+
+def test_without_auth_and_without_a_connection_events_of_a_known_project_count_directly(tmp_path: Path) -> None:
+    Counting = counting_backend()
+    app = init_app(Counting, settings=make_settings(tmp_path, train_every=2))
+    c, svc = app.test_client(), app.extensions["lasl"]
+    assert c.post("/setup", json={"project": 1, "schema": LABEL_CONFIG}).status_code == 200  # no hostname/token
+    for _ in range(2):  # nothing can confirm or dedup them: each one counts
+        assert c.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 5, 1001)).status_code == 200
+        wait_idle(app)
+    assert Counting.calls == ["2 annotation changes"] and svc.verifier.stats(1)["confirmed"] == 2
+    c.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 5, 1001, pid=8))  # a project nobody connected
+    wait_idle(app)
+    assert svc.verifier.stats(8)["unverifiable"] == 1 and svc.verifier.known_projects() == [1] and set(svc.backends) == {1}
