@@ -1,15 +1,18 @@
 """A tiny in-process stand-in for the Label Studio 1.23 REST endpoints the backend calls.
 
 It speaks real HTTP on loopback, so the real ``label-studio-sdk`` client (paths, auth header, pager,
-error classes) is exercised. Behaviour copied from PROTOCOL.md: ``Authorization: Token <key>``
-required, task pages past the end answer 404, ``PATCH model_version`` is refused unless predictions
-of that version exist, ``import/predictions`` answers ``{"created": n}``. Faults can be injected.
+error classes) is exercised. Behaviour as Label Studio 1.23.2's (docs/serving.md, "Label Studio facts"):
+``Authorization: Token <key>`` required, task pages past the end answer 404, ``PATCH model_version`` is
+refused unless predictions of that version exist, ``import/predictions`` answers ``{"created": n}``.
+Faults can be injected: statuses per path (``fail``), every connection dropped unanswered, as by an
+unreachable server (``down``), and a delay before every answer (``latency_s``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -24,6 +27,9 @@ class FakeLabelStudio:
         self.requests: list[tuple[str, str]] = []
         self.fail: dict[str, list[int]] = {}  # path prefix → statuses to answer next (one per request)
         self.drop_invalid = True  # like LS: predictions naming unknown tasks are dropped silently
+        self.down = False  # True: close every connection without an answer (the client sees it unreachable)
+        self.dropped = 0  # requests dropped while down
+        self.latency_s = 0.0  # seconds to wait before answering any request
         self._next_ann = 1
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -92,6 +98,13 @@ class FakeLabelStudio:
                 return json.loads(self.rfile.read(n) or b"null")
 
             def _handle(self, method: str) -> None:
+                if fake.down:
+                    with fake._lock:
+                        fake.dropped += 1
+                    self.close_connection = True
+                    return
+                if fake.latency_s:
+                    time.sleep(fake.latency_s)
                 u = urlparse(self.path)
                 path = u.path
                 with fake._lock:

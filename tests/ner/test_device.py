@@ -124,20 +124,6 @@ def test_cli_says_when_the_gpu_is_not_there(records, tmp_path, capsys) -> None:
     assert "sees no CUDA GPU" in capsys.readouterr().err
 
 
-@needs_no_cuda
-def test_the_server_refuses_a_device_that_is_not_there(monkeypatch, tmp_path) -> None:
-    from lasl_backend.serving.backend import LaslBackend
-    from lasl_backend.config import ConfigError, Settings
-    from lasl_backend.serving.routes import init_app, serve
-
-    monkeypatch.setenv("LASL_DEVICE", "cuda")
-    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "models"))
-    with pytest.raises(ConfigError, match="LASL_DEVICE.*sees no CUDA GPU"):
-        serve(port=0)  # `lasl serve`: refused before gunicorn starts
-    with pytest.raises(ConfigError, match="LASL_DEVICE.*sees no CUDA GPU"):
-        init_app(LaslBackend, settings=Settings.from_env())  # _wsgi.py under gunicorn
-
-
 def test_a_simulation_directory_holds_one_device_type(records, tmp_path, capsys) -> None:
     """CPU and GPU runs are not bitwise alike: one --out never mixes them (an old record counts as CPU)."""
     write_jsonl(records[:20], tmp_path / "train.jsonl")

@@ -1,7 +1,7 @@
 """End to end against a REAL Label Studio 1.23.2 and the backend under gunicorn (issue 4, "Tests").
 
 Label Studio is installed into ``.ls-venv`` on first use and started on loopback with SQLite; the
-backend runs as ``lasl_backend.serving.routes.serve`` in a subprocess, exactly as ``lasl serve`` runs it.
+backend runs as ``lasl_backend.serving.serve`` in a subprocess, exactly as ``lasl serve`` runs it.
 Training is tiny (2 optimizer steps): this checks the protocol, not the model's quality; a barely
 trained tagger still predicts many spans, which exercises the offsets after astral characters.
 """
@@ -98,7 +98,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         })
         log = open(tmp / "backend.log", "wb")
         proc = subprocess.Popen(
-            [sys.executable, "-c", f"from lasl_backend.serving.routes import serve; serve('127.0.0.1', {port}, threads=4)"],
+            [sys.executable, "-c", f"from lasl_backend.serving import serve; serve('127.0.0.1', {port}, threads=4)"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         backend_url = f"http://127.0.0.1:{port}"

@@ -1,4 +1,5 @@
-"""The Flask app with the Label Studio 1.23 payload shapes (own texts), a fake LS and a tiny real model."""
+"""The Flask app with a tiny real model trained through the real fit path, a fake Label Studio, and the
+per-project backend's serving rules (offsets, swaps, scores, follow-up runs, secrets)."""
 
 from __future__ import annotations
 
@@ -15,139 +16,19 @@ from typing import Any, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from lasl_backend import crf
-from lasl_backend.serving.backend import COLD_START_VERSION, CONTINUE_REASON, UNREADABLE_SCORE, LaslBackend, ServedModel, dbs_score
-from lasl_backend.config import Settings
+from lasl_backend.serving.backend import COLD_START_VERSION, CONTINUE_REASON, LaslBackend, ServedModel, dbs_score
 from lasl_backend.ner import NerModel, RecordScore, SpanPrediction
-from lasl_backend.serving.routes import RETRY_REASON, init_app
+from lasl_backend.serving.routes import init_app
 from lasl_backend.serving.store import VERSION_RE, ModelStore
-from lasl_backend.devtools.synthetic import LABELS, make_records
+from lasl_backend.devtools.synthetic import LABELS
 
 from tests.fake_label_studio import FakeLabelStudio
-
-# Control and object names and the data key differ from Label Studio's defaults on purpose:
-# nothing in the backend may assume "label", "text" or "$text".
-LABEL_CONFIG = (
-    '<View>\n  <Labels name="ner" toName="emr">\n'
-    + "".join(f'    <Label value="{lab}"/>\n' for lab in LABELS)
-    + '  </Labels>\n  <Text name="emr" value="$note"/>\n</View>'
+from tests.serving.helpers import (
+    AUTH, GOOD_TASK, HAND, KEY, LABEL_CONFIG, check_results, make_settings, populate, predict_body, project_obj,
+    start_training, task, wait_idle,
 )
-KEY = "note"
-
-# Our own texts: astral characters (emoji, CJK Ext-B) before entities, CRLF, full-width spaces.
-HAND = [
-    "患者😀因𠀀2型糖尿病入院，\r\n予二甲双胍　口服，复查血糖。",
-    "𠀀𠀁胸部CT示右肺结节，拟行肺叶切除术。😀😀",
-    "主诉：头痛3天。\r\n查体：神志清，　双肺呼吸音清，头颅MRI未见异常。",
-]
-HAND_GOLD = [
-    [("2型糖尿病", "疾病和诊断"), ("二甲双胍", "药物"), ("血糖", "实验室检验")],
-    [("胸部CT", "影像检查"), ("右肺", "解剖部位"), ("肺叶切除术", "手术")],
-    [("头颅MRI", "影像检查")],
-]
-AUTH = ("annotator-bot", "pa55-SECRET-basic-auth-pass")
 
 
-def gold_spans(text: str, gold: list[tuple[str, str]]) -> list[tuple[int, int, str]]:
-    out = []
-    for surface, label in gold:
-        s = text.index(surface)
-        out.append((s, s + len(surface), label))
-    return out
-
-
-def make_settings(model_dir: Path, fake: FakeLabelStudio | None = None, **kw: Any) -> Settings:
-    base: dict[str, Any] = dict(
-        model_dir=model_dir,
-        label_studio_url=fake.url if fake else None,
-        label_studio_api_key=fake.token if fake else None,
-        retry_backoff_s=0.0,
-        train_retries=1,
-        holdout_fraction=0.3,
-        holdout_min_labeled=6,
-        epochs=1,
-        min_steps=1,
-        max_steps=2,
-        log_level="DEBUG",
-        retry_later_s=0.0,  # no self-scheduled retries outliving a test (one test turns them on)
-    )
-    base.update(kw)
-    return Settings(**base)
-
-
-def populate(fake: FakeLabelStudio, pid: int = 1, n_syn: int = 13, annotate_syn: int = 5) -> dict[int, str]:
-    """3 hand-written + ``n_syn`` synthetic tasks; the hand ones and ``annotate_syn`` synthetic annotated."""
-    fake.add_project(pid, LABEL_CONFIG)
-    texts: dict[int, str] = {}
-    tid = pid * 1000
-    for text, gold in zip(HAND, HAND_GOLD):
-        tid += 1
-        fake.add_task(pid, tid, text, key=KEY)
-        fake.annotate(tid, gold_spans(text, gold), from_name="ner", to_name="emr")
-        texts[tid] = text
-    for i, r in enumerate(make_records(n_syn, seed=7, mean_chars=45)):
-        tid += 1
-        fake.add_task(pid, tid, r.text, key=KEY)
-        if i < annotate_syn:
-            fake.annotate(tid, [(e.start, e.end, e.label) for e in r.entities], from_name="ner", to_name="emr")
-        texts[tid] = r.text
-    return texts
-
-
-def task(tid: int, text: Any, pid: int = 1) -> dict[str, Any]:
-    """A task in the shape Label Studio sends (TaskSimpleSerializer, trimmed)."""
-    return {"id": tid, "data": {KEY: text}, "meta": {}, "is_labeled": False, "overlap": 1, "inner_id": tid,
-            "total_annotations": 0, "cancelled_annotations": 0, "total_predictions": 0, "project": pid,
-            "annotations": [], "predictions": []}
-
-
-def predict_body(tasks: list[Any], pid: int = 1, cfg: Any = LABEL_CONFIG) -> dict[str, Any]:
-    return {"tasks": tasks, "project": f"{pid}.1795659941", "label_config": cfg,
-            "params": {"login": None, "password": None, "context": None}}
-
-
-def project_obj(pid: int = 1) -> dict[str, Any]:
-    return {"id": pid, "title": "EMR", "label_config": LABEL_CONFIG, "model_version": "lasl", "token": "<invite>",
-            "sampling": "Sequential sampling", "min_annotations_to_start_training": 0}
-
-
-def start_training(pid: int = 1) -> dict[str, Any]:
-    return {"action": "START_TRAINING", "project": project_obj(pid)}
-
-
-def annotation_event(action: str, aid: int, tid: int, pid: int = 1) -> dict[str, Any]:
-    return {"action": action,
-            "annotation": {"id": aid, "result": [], "was_cancelled": False, "ground_truth": False, "task": tid, "project": pid,
-                           "completed_by": 1, "updated_at": "2026-11-26T05:00:00Z"},
-            "task": {"id": tid, "data": {KEY: "伪造的文本"}, "project": pid},
-            "project": project_obj(pid)}
-
-
-def check_results(body: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
-    """The invariants Label Studio needs (PROTOCOL.md §10.3)."""
-    results = body["results"]
-    assert isinstance(results, list) and len(results) == len(tasks)
-    for t, r in zip(tasks, results):
-        assert set(r) >= {"result", "score", "model_version"}
-        assert isinstance(r["score"], float) and 0.0 <= r["score"] <= 1.0  # LS 1.23.2 drops scores outside [0, 1]
-        assert isinstance(r["model_version"], str) and r["model_version"]
-        text = t["data"][KEY] if isinstance(t, dict) and isinstance(t.get("data"), dict) else None
-        for region in r["result"]:
-            v = region["value"]
-            assert region["from_name"] == "ner" and region["to_name"] == "emr" and region["type"] == "labels"
-            assert isinstance(text, str) and 0 <= v["start"] < v["end"] <= len(text)
-            assert v["text"] == text[v["start"] : v["end"]]
-            assert len(v["labels"]) == 1 and v["labels"][0] in LABELS
-            assert 0.0 <= region["score"] <= 1.0
-
-
-def wait_idle(app: Any, timeout: float = 300.0) -> None:
-    st_ = app.extensions["lasl"]
-    assert st_.verifier.wait_idle(timeout)
-    assert st_.trainer.wait_idle(timeout)
-
-
-# ---- a tiny real model, trained twice through the real fit path ------------------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     d = tmp_path_factory.mktemp("trained")
@@ -329,46 +210,6 @@ def test_failed_run_keeps_serving_old_version_and_reports(trained: SimpleNamespa
         assert fake.projects[1]["model_version"] == v
 
 
-def test_a_run_label_studio_failed_runs_again_by_itself(tmp_path: Path) -> None:
-    """LS answers 500 longer than the per-call retries: the run fails, and without any new trigger the
-    trainer runs again after LASL_RETRY_LATER_S and publishes once LS is back."""
-    with FakeLabelStudio() as fake:
-        populate(fake)
-        fake.fail["/api/tasks"] = [500] * 4  # the first run's fetch and its one retry (the SDK also retries once)
-        app = init_app(LaslBackend, settings=make_settings(tmp_path, fake, retry_later_s=0.5))
-        c = app.test_client()
-        assert c.post("/webhook", json=start_training()).status_code == 201
-        deadline = time.monotonic() + 120
-        seen_failure = False
-        while time.monotonic() < deadline:
-            m = c.get("/metrics").get_json()["projects"]["1"]
-            seen_failure |= m["training"]["runs_failed"] >= 1
-            if m["model_version"] != COLD_START_VERSION and not m["trainer"]["running"]:
-                break
-            time.sleep(0.1)
-        assert seen_failure and m["training"]["runs_failed"] == 1 and m["training"]["runs_ok"] == 1
-        assert VERSION_RE.match(m["model_version"]) and fake.projects[1]["model_version"] == m["model_version"]
-        assert m["training"]["reason"] == RETRY_REASON
-        assert m["trainer"]["runs_started"] == 2 and m["trainer"]["failures_in_a_row"] == 0
-        assert not m["trainer"]["retry_scheduled"]
-
-
-def test_a_refused_request_is_not_retried_later(tmp_path: Path) -> None:
-    """A failure that waiting cannot fix (LS refuses the request with a 400) schedules no retry."""
-    with FakeLabelStudio() as fake:
-        populate(fake)
-        fake.fail["/api/tasks"] = [400] * 4
-        app = init_app(LaslBackend, settings=make_settings(tmp_path, fake, retry_later_s=0.2))
-        c = app.test_client()
-        assert c.post("/webhook", json=start_training()).status_code == 201
-        wait_idle(app)
-        time.sleep(0.6)
-        m = c.get("/metrics").get_json()["projects"]["1"]
-        assert m["training"]["runs_failed"] == 1 and "400" in m["training"]["last_error"]
-        assert m["trainer"]["runs_started"] == 1 and not m["trainer"]["retry_scheduled"]
-        assert m["model_version"] == COLD_START_VERSION
-
-
 def test_unreachable_label_studio_fails_cleanly(tmp_path: Path) -> None:
     app = init_app(LaslBackend, settings=make_settings(tmp_path, label_studio_url="http://127.0.0.1:9", label_studio_api_key="k-123456"))
     c = app.test_client()
@@ -407,49 +248,6 @@ def test_dbs_score_is_strictly_increasing_inside_unit_interval() -> None:
     assert dbs_score(float("inf")) == 1.0 and dbs_score(float("nan")) == 1.0 and dbs_score(float("-inf")) == 0.0
 
 
-# ---- cold start, setup ------------------------------------------------------------------------------
-@pytest.fixture()
-def cold(tmp_path: Path) -> Any:
-    return init_app(LaslBackend, settings=make_settings(tmp_path)).test_client()
-
-
-def test_health_is_cheap_json(cold: Any) -> None:
-    for path in ("/", "/health"):
-        r = cold.get(path)
-        assert r.status_code == 200 and r.get_json()["status"] == "UP"
-    assert cold.get("/health").get_json()["crf_kernel"] == crf.kernel_name()
-
-
-def test_setup_is_fast_model_free_and_idempotent(cold: Any) -> None:
-    body = {"project": "1.1795659941", "schema": LABEL_CONFIG, "hostname": "http://127.0.0.1:18080",
-            "access_token": "legacy-token-xyz", "extra_params": None}
-    for _ in range(3):
-        t0 = time.perf_counter()
-        r = cold.post("/setup", json=body)
-        assert time.perf_counter() - t0 < 1.0
-        assert r.status_code == 200 and r.get_json() == {"model_version": COLD_START_VERSION}
-    b = cold.application.extensions["lasl"].backends[1]
-    assert b._served is None and not b._load_done and b.has_connection
-
-
-def test_cold_start_predicts_validly_longest_first(cold: Any) -> None:
-    tasks = [task(1, "短句。"), task(2, HAND[0]), task(3, HAND[2] * 3)]
-    body = cold.post("/predict", json=predict_body(tasks)).get_json()
-    check_results(body, tasks)
-    assert all(r["result"] == [] and r["model_version"] == COLD_START_VERSION for r in body["results"])
-    scores = [r["score"] for r in body["results"]]
-    assert scores == [1 / (1 + len(t["data"][KEY])) for t in tasks]
-    assert scores[2] < scores[1] < scores[0]  # Label Studio serves the lowest score first
-
-
-def test_unknown_and_ignored_events_get_200(cold: Any) -> None:
-    r = cold.post("/webhook", json={"action": "SOMETHING_NEW", "project": project_obj()})
-    assert r.status_code == 200 and r.get_json()["status"] == "Unknown event"
-    for action in ("TASKS_CREATED", "PROJECT_UPDATED"):
-        assert cold.post("/webhook", json={"action": action, "project": project_obj(), "tasks": []}).status_code == 200
-
-
-# ---- offsets and concurrency with a stub model (fast) ---------------------------------------------------
 class StubModel:
     """Marks every occurrence of known surfaces with one fixed label; enough to test mapping and swaps."""
 
@@ -521,258 +319,6 @@ def test_model_swap_under_concurrent_predicts(tmp_path: Path) -> None:
     assert errors == []
 
 
-# ---- bad input: a clear 4xx JSON error, never a 5xx --------------------------------------------------
-NESTED = ("[" * 100_000 + "]" * 100_000).encode()
-BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
-                  '<View><Labels name="ner" toName="emr"><Label value="&lol2;"/></Labels><Text name="emr" value="$note"/></View>')
-TWO_PAIRS = LABEL_CONFIG.replace("</View>", '<Labels name="b" toName="t2"><Label value="x"/></Labels><Text name="t2" value="$o"/></View>')
-NO_PAIR = '<View><Text name="emr" value="$note"/></View>'
-GOOD_TASK = task(1, HAND[0])
-
-BAD_CASES: list[tuple[str, str, Any, int]] = [
-    # (kind, path, body (bytes = raw), expected status)
-    ("not json", "/predict", b"{tasks: [}", 400),
-    ("empty body", "/predict", b"", 400),
-    ("json array", "/predict", [GOOD_TASK], 400),
-    ("json string", "/predict", "tasks", 400),
-    ("json null", "/predict", None, 400),
-    ("json number", "/predict", 3, 400),
-    ("invalid utf-8", "/predict", b'{"tasks": ["\xff\xfe"]}', 400),
-    ("nesting bomb", "/predict", NESTED, 400),
-    ("missing tasks", "/predict", {"project": "1.2", "label_config": LABEL_CONFIG}, 400),
-    ("tasks not a list", "/predict", {"tasks": {"id": 1}, "project": 1, "label_config": LABEL_CONFIG}, 400),
-    ("tasks empty", "/predict", predict_body([]), 400),
-    ("tasks of non-objects", "/predict", predict_body([1, "x", None, [2]]), 422),
-    ("task without data", "/predict", predict_body([{"id": 1}]), 422),
-    ("data not an object", "/predict", predict_body([{"id": 1, "data": "文本"}]), 422),
-    ("text field missing", "/predict", predict_body([{"id": 1, "data": {"text": "键名不对"}}]), 422),
-    ("text is a number", "/predict", predict_body([task(1, 12345)]), 422),
-    ("text is null", "/predict", predict_body([task(1, None)]), 422),
-    ("text is a list", "/predict", predict_body([task(1, ["患者"])]), 422),
-    ("1 MB text", "/predict", predict_body([task(1, "患" * 1_000_000)]), 422),
-    ("label_config missing", "/predict", {"tasks": [GOOD_TASK], "project": 1}, 422),
-    ("label_config malformed", "/predict", predict_body([GOOD_TASK], cfg="<View><Labels"), 422),
-    ("label_config entity bomb", "/predict", predict_body([GOOD_TASK], cfg=BILLION_LAUGHS), 422),
-    ("label_config not a string", "/predict", predict_body([GOOD_TASK], cfg={"xml": 1}), 422),
-    ("label_config without pair", "/predict", predict_body([GOOD_TASK], cfg=NO_PAIR), 422),
-    ("label_config with two pairs", "/predict", predict_body([GOOD_TASK], cfg=TWO_PAIRS), 422),
-    ("project not an id", "/predict", dict(predict_body([GOOD_TASK]), project="abc"), 400),
-    ("project traversal", "/predict", dict(predict_body([GOOD_TASK]), project="../1"), 400),
-    ("project absolute path", "/predict", dict(predict_body([GOOD_TASK]), project="/etc/passwd"), 400),
-    ("project with NUL", "/predict", dict(predict_body([GOOD_TASK]), project="1\u0000"), 400),
-    ("project negative", "/predict", dict(predict_body([GOOD_TASK]), project=-3), 400),
-    ("project boolean", "/predict", dict(predict_body([GOOD_TASK]), project=True), 400),
-    ("project float", "/predict", dict(predict_body([GOOD_TASK]), project=1.5), 400),
-    ("project missing", "/predict", {"tasks": [{"id": 1, "data": {KEY: "x"}}], "label_config": LABEL_CONFIG}, 400),
-    ("setup not an object", "/setup", [1], 400),
-    ("setup bad project", "/setup", {"project": "1.2.3", "schema": LABEL_CONFIG}, 400),
-    ("setup without project", "/setup", {"schema": LABEL_CONFIG}, 400),
-    ("setup malformed schema", "/setup", {"project": "1.2", "schema": "<View"}, 422),
-    ("webhook not json", "/webhook", b"action=START_TRAINING", 400),
-    ("webhook without action", "/webhook", {"project": project_obj()}, 400),
-    ("webhook action not a string", "/webhook", {"action": 7, "project": project_obj()}, 400),
-    ("training without project", "/webhook", {"action": "START_TRAINING"}, 400),
-    ("training project without id", "/webhook", {"action": "START_TRAINING", "project": {"title": "x"}}, 400),
-    ("training project id traversal", "/webhook", {"action": "START_TRAINING", "project": {"id": "1/../2"}}, 400),
-    ("annotation event without project", "/webhook", {"action": "ANNOTATION_CREATED", "annotation": {"id": 1}}, 400),
-    ("annotation event without annotation", "/webhook", {"action": "ANNOTATION_UPDATED", "project": project_obj()}, 400),
-    ("annotation id not an int", "/webhook", {"action": "ANNOTATION_CREATED", "annotation": {"id": "1; DROP"}, "project": project_obj()}, 400),
-    ("deleted annotations not a list", "/webhook", {"action": "ANNOTATIONS_DELETED", "annotations": {"id": 3}, "project": project_obj()}, 400),
-    ("deleted annotation ids bad", "/webhook", {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": -1}], "project": project_obj()}, 400),
-]
-
-
-@pytest.mark.parametrize("kind, path, body, status", BAD_CASES, ids=[c[0] for c in BAD_CASES])
-def test_bad_input_gets_a_clear_4xx(cold: Any, kind: str, path: str, body: Any, status: int) -> None:
-    if isinstance(body, bytes):
-        r = cold.post(path, data=body, content_type="application/json")
-    else:
-        r = cold.post(path, data=json.dumps(body, ensure_ascii=False), content_type="application/json")
-    assert r.status_code == status, (kind, r.status_code, r.get_data(as_text=True)[:300])
-    err = r.get_json()
-    assert isinstance(err, dict) and isinstance(err.get("error"), str) and err["error"]
-
-
-def test_bad_input_kind_count() -> None:
-    assert len(BAD_CASES) >= 30
-
-
-def test_oversized_request_gets_413(tmp_path: Path) -> None:
-    c = init_app(LaslBackend, settings=make_settings(tmp_path, max_request_mb=1 / 16)).test_client()
-    r = c.post("/predict", json=predict_body([task(1, "患" * 100_000)]))
-    assert r.status_code == 413 and "larger" in r.get_json()["error"]
-
-
-def test_unreadable_tasks_get_placeholders_in_place(cold: Any) -> None:
-    tasks = [task(1, HAND[0]), {"id": 2}, task(3, 42), "junk", task(5, "")]
-    r = cold.post("/predict", json=predict_body(tasks))
-    assert r.status_code == 200
-    body = r.get_json()
-    res = body["results"]
-    assert len(res) == 5
-    assert [e["index"] for e in body["errors"]] == [1, 2, 3]
-    assert [x["score"] for x in res][1:4] == [UNREADABLE_SCORE] * 3
-    assert res[4]["result"] == [] and res[4]["score"] == 1.0  # empty text: readable, nothing to find
-
-
-@pytest.mark.parametrize("path, method", [("/nope", "get"), ("/predict", "get"), ("/setup", "put")])
-def test_unknown_routes_and_methods_are_json(cold: Any, path: str, method: str) -> None:
-    r = getattr(cold, method)(path)
-    assert r.status_code in (404, 405) and "error" in r.get_json()
-
-
-def test_versions_with_bad_project(cold: Any) -> None:
-    assert cold.get("/versions?project=..%2F1").status_code == 400
-    assert cold.get("/versions").get_json()["versions"] == []
-
-
-# ---- auth -----------------------------------------------------------------------------------------------
-@pytest.fixture()
-def authed(tmp_path: Path) -> Any:
-    return init_app(LaslBackend, settings=make_settings(tmp_path, basic_auth_user=AUTH[0], basic_auth_pass=AUTH[1])).test_client()
-
-
-def test_basic_auth_on_every_route_but_health(authed: Any) -> None:
-    assert authed.get("/health").status_code == 200
-    for method, path, body in [("get", "/", None), ("post", "/setup", {"project": 1}), ("post", "/predict", predict_body([GOOD_TASK])),
-                               ("get", "/versions", None), ("get", "/metrics", None)]:
-        r = getattr(authed, method)(path, json=body)
-        assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic"), path
-        r = getattr(authed, method)(path, json=body, auth=(AUTH[0], "wrong"))
-        assert r.status_code == 401, path
-        r = getattr(authed, method)(path, json=body, auth=AUTH)
-        assert r.status_code == 200, (path, r.get_data(as_text=True))
-
-
-def test_anonymous_start_training_is_refused(authed: Any) -> None:
-    r = authed.post("/webhook", json=start_training())
-    assert r.status_code == 401
-    assert authed.post("/webhook", json=start_training(), auth=("x", "y")).status_code == 401
-    st_ = authed.application.extensions["lasl"]
-    assert st_.trainer.status(1)["runs_started"] == 0
-    r = authed.post("/webhook", json=start_training(), auth=AUTH)
-    assert r.status_code == 201 and r.get_json()["status"] == "ok" and "job" not in r.get_json()["result"]
-
-
-def test_anonymous_annotation_webhooks_are_accepted_but_unverifiable_ones_not_counted(authed: Any) -> None:
-    t0 = time.perf_counter()
-    r = authed.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1))
-    assert time.perf_counter() - t0 < 1.0
-    assert r.status_code == 200
-    app = authed.application
-    wait_idle(app)
-    stats = app.extensions["lasl"].verifier.stats(1)
-    assert stats["unverifiable"] == 1 and stats["since_last_trigger"] == 0
-    assert authed.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 1, 1), auth=("a", "b")).status_code == 401
-
-
-# ---- webhooks: confirmation, counting, single flight ------------------------------------------------------
-def counting_backend() -> type[LaslBackend]:
-    class Counting(LaslBackend):
-        calls: list[str] = []
-
-        def fit(self, event: str, data: Any = None, **kw: Any) -> dict[str, Any]:
-            Counting.calls.append(event)
-            return {}
-
-    return Counting
-
-
-def test_annotation_events_count_only_when_label_studio_confirms(tmp_path: Path) -> None:
-    Counting = counting_backend()
-    with FakeLabelStudio() as fake:
-        populate(fake)
-        a1 = fake.tasks[1001]["annotations"][0]["id"]
-        a2 = fake.tasks[1002]["annotations"][0]["id"]
-        app = init_app(Counting, settings=make_settings(tmp_path, fake, train_every=2, basic_auth_user=AUTH[0], basic_auth_pass=AUTH[1]))
-        c = app.test_client()
-        v = app.extensions["lasl"].verifier
-
-        def send(body: dict[str, Any]) -> None:
-            t0 = time.perf_counter()
-            r = c.post("/webhook", json=body)  # anonymous, like Label Studio's webhook
-            assert r.status_code == 200 and time.perf_counter() - t0 < 1.0
-            wait_idle(app)
-
-        send(annotation_event("ANNOTATION_CREATED", a1, 1001))
-        assert v.stats(1)["since_last_trigger"] == 1
-        send(annotation_event("ANNOTATION_CREATED", a1, 1001))  # replay: same change, counted once
-        send(annotation_event("ANNOTATION_CREATED", 987654, 1001))  # forged id: LS has no such annotation
-        send(annotation_event("ANNOTATION_CREATED", a2, 1002, pid=2))  # forged project: LS says project 1
-        assert v.stats(1)["since_last_trigger"] == 1 and Counting.calls == []
-        assert v.stats(1)["rejected"] == 1 and v.stats(2)["rejected"] == 1
-        send(annotation_event("ANNOTATION_CREATED", a2, 1002))
-        assert Counting.calls == ["2 annotation changes"]
-        fake.find_annotation(a1)["updated_at"] = "2026-11-27T00:00:00Z"  # a real edit in LS
-        send(annotation_event("ANNOTATION_UPDATED", a1, 1001))
-        send({"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 5555}], "project": project_obj()})  # never existed
-        assert v.stats(1)["since_last_trigger"] == 1
-        send({"action": "ANNOTATIONS_DELETED", "annotations": [{"id": a2}], "project": project_obj()})  # not deleted in LS
-        assert v.stats(1)["since_last_trigger"] == 1
-        fake.delete_annotation(a2)
-        send({"action": "ANNOTATIONS_DELETED", "annotations": [{"id": a2}], "project": project_obj()})
-        assert Counting.calls == ["2 annotation changes"] * 2
-
-
-def test_single_flight_and_coalescing(tmp_path: Path) -> None:
-    gate = threading.Event()
-    entered = threading.Event()
-
-    class Slow(LaslBackend):
-        calls = 0
-        active = 0
-        max_active = 0
-        lock = threading.Lock()
-
-        def fit(self, event: str, data: Any = None, **kw: Any) -> dict[str, Any]:
-            with Slow.lock:
-                Slow.calls += 1
-                Slow.active += 1
-                Slow.max_active = max(Slow.max_active, Slow.active)
-            entered.set()
-            gate.wait(30)
-            with Slow.lock:
-                Slow.active -= 1
-            return {}
-
-    app = init_app(Slow, settings=make_settings(tmp_path))
-    c = app.test_client()
-    r = c.post("/webhook", json=start_training())
-    assert r.get_json()["result"]["training"] == "started"
-    assert entered.wait(10)
-    states = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        r = c.post("/webhook", json=start_training())
-        assert r.status_code == 201 and time.perf_counter() - t0 < 1.0
-        states.append(r.get_json()["result"]["training"])
-    assert states == ["queued"] + ["coalesced"] * 4
-    gate.set()
-    wait_idle(app)
-    assert Slow.calls == 2 and Slow.max_active == 1
-    assert app.extensions["lasl"].trainer.status(1) == {
-        "running": False, "pending": False, "runs_started": 2, "coalesced": 4, "failures_in_a_row": 0, "retry_scheduled": False,
-    }
-
-
-def test_a_run_cut_short_while_improving_gets_a_follow_up_run(tmp_path: Path) -> None:
-    """fit() reports follow_up=True (budget used, dev F1 still rising): the manager runs one more,
-    with the continue reason, and stops when fit says so."""
-    reasons: list[str] = []
-
-    class Budgeted(LaslBackend):
-        def fit(self, event: str, data: Any = None, **kw: Any) -> dict[str, Any]:
-            reasons.append(event)
-            return {"follow_up": len(reasons) < 3}
-
-    app = init_app(Budgeted, settings=make_settings(tmp_path))
-    c = app.test_client()
-    assert c.post("/webhook", json=start_training()).get_json()["result"]["training"] == "started"
-    wait_idle(app)
-    assert reasons == ["START_TRAINING", CONTINUE_REASON, CONTINUE_REASON]
-    assert app.extensions["lasl"].trainer.status(1)["runs_started"] == 3
-
-
 @pytest.mark.parametrize(
     "runs, expected",
     [
@@ -820,7 +366,6 @@ def test_projects_are_independent(tmp_path: Path) -> None:
     assert r.status_code == 200
 
 
-# ---- secrets never logged ----------------------------------------------------------------------------------
 def test_no_secret_in_logs_or_responses(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     setup_token = "setup-legacy-token-SECRET-0042"
@@ -844,7 +389,6 @@ def test_no_secret_in_logs_or_responses(tmp_path: Path, caplog: pytest.LogCaptur
         assert secret not in text
 
 
-# ---- crash during training (a real process, SIGKILL) --------------------------------------------------
 def test_sigkill_during_training_then_restart_serves_same_predictions(trained: SimpleNamespace, tmp_path: Path) -> None:
     import subprocess
     import sys
