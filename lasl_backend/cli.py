@@ -49,9 +49,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         mean_teacher=args.mean_teacher,
         lossnet=args.lossnet,
         lpn_layers=args.lpn_layers,
-        threads=args.threads,
         device=args.device,
     )
+    if args.threads:  # torch threads are the process's, set once before the run
+        import torch
+
+        torch.set_num_threads(args.threads)
     resolve_device(args.device)  # before the data is chunked: a clear error for a GPU that is not there
     print(f"training on {len(train)} records from {args.train}" + (f", dev {len(dev)} from {args.dev}" if dev else f", dev {cfg.dev_fraction:.0%} held out"), file=sys.stderr)
 

@@ -523,7 +523,6 @@ class LaslBackend:
             mean_teacher=True,
             lossnet="lpn",
             lpn_layers=s.lpn_layers,
-            threads=s.torch_threads or None,
             max_seconds=s.train_seconds or None,
             lpn_thread=s.train_threads >= 2,
             # a first run (no model yet) spends part of its budget on the tagger alone (TrainConfig doc)

@@ -45,7 +45,7 @@ HAND_GOLD = [
     [("胸部CT", "影像检查"), ("右肺", "解剖部位"), ("肺叶切除术", "手术")],
     [("头颅MRI", "影像检查")],
 ]
-TINY = dict(max_epochs=1, min_steps=1, max_steps=2, batch_size=8, threads=1, dev_fraction=0.0)
+TINY = dict(max_epochs=1, min_steps=1, max_steps=2, batch_size=8, dev_fraction=0.0)
 AUTH = ("annotator-bot", "pa55-SECRET-basic-auth-pass")
 
 
