@@ -28,7 +28,6 @@ import torch
 from torch import Tensor, nn
 
 from ..crf import reverse_within_length
-from .vocab import CharVocab
 
 
 _local = threading.local()
