@@ -1,9 +1,9 @@
 /* The active-learning CRF kernel in C (float64): log Z, forward-backward marginals, and the best and
  * worst Viterbi paths of a batch of sequences, in one call.
  *
- * Why C: the numpy loop in crf.py spends ~35 us per time step in Python and numpy call overhead on K ~ 13
+ * Why C: the numpy loop (numpy_kernel.py) spends ~35 us per time step in Python and numpy call overhead on K ~ 13
  * tags, for ~700 floating-point operations of real work. One ~400-character record took 7-12 ms there;
- * here it takes well under 1 ms. crf.py keeps the numpy loop as the reference and the fallback, and the
+ * here it takes well under 1 ms. numpy_kernel.py stays as the reference and the fallback, and the
  * tests hold the two to each other.
  *
  * The arithmetic follows the numpy kernel step for step:
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Version of the C interface below; crf.py refuses a library with another one. */
+/* Version of the C interface below; native.py refuses a library with another one. */
 int lasl_crf_abi_version(void) { return 1; }
 
 /* Returns 0 on success, 1 when memory runs out, 2 on bad arguments (a length outside 1..T, sizes < 1).

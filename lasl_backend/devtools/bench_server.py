@@ -500,7 +500,7 @@ def profile_single(model_dir: Path, pid: int, version: str, texts: Sequence[str]
             crf.append(time.perf_counter() - s)
             if model.lossnet is not None:
                 s = time.perf_counter()
-                model._lossnet_scores(layers, mask, b)
+                model.lossnet.predict_loss(layers, mask, b)
                 lpn.append(time.perf_counter() - s)
     med = lambda xs: round(percentiles(xs, (50,))["p50"] * 1000, 2) if xs else None  # noqa: E731
     spec = getattr(tagger.encoder, "spec", {})

@@ -5,7 +5,10 @@ the modules behind it are free to change.
 """
 
 from .checkpoint import CheckpointError
-from .model import DEFAULT_LPN_LAYERS, NerModel, RecordScore, SpanPrediction, resolve_device
+from .device import resolve_device
+from .lossnet import DEFAULT_LPN_LAYERS
+from .model import NerModel
+from .prediction import RecordScore, SpanPrediction
 from .training import TrainConfig, TrainingCancelled, TrainingError, TrainResult, evaluate_model, train_lasl
 
 __all__ = [

@@ -28,7 +28,6 @@ import torch
 from torch import Tensor, nn
 
 from ..crf import reverse_within_length
-from .vocab import CharVocab
 
 
 _local = threading.local()
@@ -67,7 +66,7 @@ class BiLSTM(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         lengths = mask.long().sum(1)
-        # on a GPU the helper thread only adds latency (measured, README "On a GPU"): both directions run here
+        # on a GPU the helper thread only adds latency (measured: docs/results.md, "On a GPU"): both directions run here
         if getattr(_local, "parallel", False) and not torch.is_grad_enabled() and not x.is_cuda:
             job = _pool().submit(self._backward_no_grad, x, lengths)
             f, _ = self.fwd(x)

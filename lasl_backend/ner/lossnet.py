@@ -1,5 +1,11 @@
 """Loss prediction: the LASL loss prediction net (LPN), the Yoo & Kweon learning-loss module, and
-the pairwise ranking loss that trains both (METHOD.md Eq. 5).
+the pairwise ranking loss that trains both (the paper's Eq. 5).
+
+Both nets are ``LossNet``s: training and scoring call ``predict_loss(layers, mask, bounds)`` with every
+layer output of the tagger's encoder and the chunk's CRF bounds, and each net reads what it needs (the LPN
+the last layer and [L_min, L_max], the learning-loss net every layer). ``needs_bounds`` tells training
+whether the bounds must be computed at all. ``LOSSNETS`` maps the checkpoint's ``lossnet_kind`` to a
+builder.
 
 Shapes: ``B`` records, ``T`` time steps (characters), ``D`` feature size. Masks are *prefix* masks:
 ``mask[b, :len_b]`` is True and the rest False, as produced by right-padding a batch.
@@ -7,14 +13,21 @@ Shapes: ``B`` records, ``T`` time steps (characters), ``D`` feature size. Masks 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, ClassVar, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from ..crf import CRFBounds
 from .encoders import BiLSTM
 
 __all__ = [
+    "DEFAULT_LPN_LAYERS",
+    "LOSSNETS",
+    "LOSSNET_KINDS",
+    "LossNet",
+    "build_lossnet",
+    "lossnet_fits",
     "ranking_loss",
     "masked_mean",
     "masked_max",
@@ -25,7 +38,7 @@ __all__ = [
 
 
 def ranking_loss(pred: Tensor, target: Tensor, margin: float = 1.0, reduction: str = "mean") -> Tensor:
-    """Pairwise ranking loss of METHOD.md Eq. 5 (paper §3.2.2).
+    """Pairwise ranking loss of the paper's Eq. 5 (§3.2.2).
 
     Pairs are ``(i, i+1)`` for ``i < B-1`` and ``(B-1, 0)`` closing the ring, so every batch size,
     odd ones included, gives ``B`` pairs (Yoo & Kweon split the batch in halves and need an even B).
@@ -76,8 +89,33 @@ def masked_max(x: Tensor, mask: Tensor) -> Tensor:
 
 _POOLINGS = ("mean", "max", "meanmax")
 
+#: the paper's LPN: a serial encoder of two Bi-LSTM layers (Table 6); 0 = its shared-encoder structure
+DEFAULT_LPN_LAYERS = 2
 
-class LossPredictionNet(nn.Module):
+
+class LossNet(nn.Module):
+    """What training and scoring need of a loss net, whichever kind it is (see the module doc)."""
+
+    #: the checkpoint's ``lossnet_kind``
+    kind: ClassVar[str]
+    #: whether ``predict_loss`` reads the CRF bounds (training computes them only then)
+    needs_bounds: bool = False
+
+    def predict_loss(self, layers: Sequence[Tensor], mask: Tensor, bounds: CRFBounds | None) -> Tensor:
+        """The predicted loss [B] of each chunk from the encoder's ``layers`` ([B, T, D_i] each)."""
+        raise NotImplementedError
+
+    @property
+    def lpn_layers(self) -> int | None:
+        """The LPN's Bi-LSTM layers (the ``lpn_layers`` setting); None for a net without that setting."""
+        return None
+
+    def matches(self, kind: str | None, lpn_layers: int) -> bool:
+        """Whether this net is what ``build_lossnet(kind, ..., lpn_layers)`` would build (its weights aside)."""
+        return kind == self.kind
+
+
+class LossPredictionNet(LossNet):
     """LASL's loss prediction net (paper §3.2.2, "serial encoder" of §5.3).
 
     features h(x) [B, T, D] (the tagger's Bi-LSTM output) → 2-layer Bi-LSTM (``hidden`` per direction,
@@ -88,20 +126,22 @@ class LossPredictionNet(nn.Module):
     1 or 3 re-encode h(x) with that many Bi-LSTM layers ("serial encoder"); 0 pools h(x) itself straight
     into the FC layer ("shared encoder"). The Bi-LSTM layers cost 3.7x the tagger's own Bi-LSTM per
     character at 2 layers, so on a CPU they dominate scoring the pool; 0 costs next to nothing
-    (README, "Speed and the loss net's size").
+    (docs/results.md, "Speed and the loss net's size").
 
     Choices (the paper gives none):
     - ``pooling``: "mean" (default; masked mean over valid characters), "max", or "meanmax"
       (concatenation of both). Mean pooling keeps the output independent of padding and of chunk length
       ordering; max is offered because a single badly-predicted entity may dominate a record's loss.
     - The bounds enter as ``log1p(clamp(b, min=0))``. L_min and L_max (Eq. 4) are non-negative sums over
-      a whole sequence and reach thousands of nats on long records (METHOD.md gap 3); raw values would
+      a whole sequence and reach thousands of nats on long records (docs/method.md, R3); raw values would
       swamp the pooled features (which lie in [-1, 1]) and make the SGD steps of Table 2 diverge. log1p
       is monotone, so the bounds' order is kept. They are detached: the LPN learns to use them, it does
       not push the CRF to change them.
-    - Whether ranking-loss gradients reach the tagger's encoder (gap 5) is decided by the caller:
+    - Whether ranking-loss gradients reach the tagger's encoder (docs/method.md, R5) is decided by the caller:
       pass ``features.detach()`` to stop them.
     """
+
+    kind = "lpn"
 
     def __init__(
         self,
@@ -120,6 +160,7 @@ class LossPredictionNet(nn.Module):
         self.feature_dim = feature_dim
         self.hidden = hidden
         self.use_bounds = use_bounds
+        self.needs_bounds = use_bounds
         self.pooling = pooling
         self.num_layers = num_layers
         dims = [feature_dim] + [2 * hidden] * num_layers
@@ -154,8 +195,24 @@ class LossPredictionNet(nn.Module):
             pooled = torch.cat([pooled, b], dim=-1)
         return self.fc(pooled).squeeze(-1)
 
+    @classmethod
+    def build(cls, encoder: nn.Module, lpn_layers: int) -> "LossPredictionNet":
+        return cls(feature_dim=encoder.out_dim, num_layers=lpn_layers)
 
-class LearningLossNet(nn.Module):
+    def predict_loss(self, layers: Sequence[Tensor], mask: Tensor, bounds: CRFBounds | None) -> Tensor:
+        """The last layer (the features the emissions read) and [L_min, L_max]."""
+        pair = None if bounds is None else torch.stack([bounds.l_min, bounds.l_max], 1).float()
+        return self(layers[-1], mask, pair)
+
+    @property
+    def lpn_layers(self) -> int | None:
+        return int(self.num_layers)
+
+    def matches(self, kind: str | None, lpn_layers: int) -> bool:
+        return kind == self.kind and self.num_layers == lpn_layers
+
+
+class LearningLossNet(LossNet):
     """The loss prediction module of Yoo & Kweon (CVPR 2019), adapted to sequences: the paper's
     "loss sampling" baseline (§4.2), with no [L_min, L_max] inputs.
 
@@ -163,6 +220,8 @@ class LearningLossNet(nn.Module):
     average pool over time (their GAP over space) → FC(``hidden``) + ReLU; the results are concatenated
     → FC → scalar [B]. Trained with :func:`ranking_loss`.
     """
+
+    kind = "learning_loss"
 
     def __init__(self, feature_dims: Sequence[int], hidden: int = 128) -> None:
         super().__init__()
@@ -180,6 +239,39 @@ class LearningLossNet(nn.Module):
         mask = mask.bool()
         parts = [torch.relu(fc(masked_mean(f, mask))) for fc, f in zip(self.branches, features_list)]
         return self.fc(torch.cat(parts, dim=-1)).squeeze(-1)
+
+    @classmethod
+    def build(cls, encoder: nn.Module, lpn_layers: int) -> "LearningLossNet":
+        """One branch per encoder layer; ``lpn_layers`` sizes the LPN only."""
+        return cls(encoder.layer_dims)
+
+    def predict_loss(self, layers: Sequence[Tensor], mask: Tensor, bounds: CRFBounds | None) -> Tensor:
+        """Every layer; no bounds."""
+        return self(layers, mask)
+
+
+#: ``lossnet_kind`` → a builder over the tagger's encoder (``out_dim``, ``layer_dims``) and ``lpn_layers``
+LOSSNETS: dict[str, Callable[[nn.Module, int], LossNet]] = {
+    LossPredictionNet.kind: LossPredictionNet.build,
+    LearningLossNet.kind: LearningLossNet.build,
+}
+LOSSNET_KINDS = tuple(LOSSNETS)
+
+
+def build_lossnet(kind: str | None, encoder: nn.Module, lpn_layers: int = DEFAULT_LPN_LAYERS) -> LossNet | None:
+    """A fresh loss net of ``kind`` (None: no loss net) over ``encoder``'s features."""
+    if kind is None:
+        return None
+    if kind not in LOSSNETS:
+        raise ValueError(f"unknown loss net {kind!r}; choose one of {LOSSNET_KINDS}")
+    return LOSSNETS[kind](encoder, lpn_layers)
+
+
+def lossnet_fits(net: LossNet | None, kind: str | None, lpn_layers: int) -> bool:
+    """Whether ``net`` is what ``build_lossnet(kind, ..., lpn_layers)`` would build: fine-tuning keeps it then."""
+    if net is None or kind is None:
+        return net is None and kind is None
+    return net.matches(kind, lpn_layers)
 
 
 def make_lpn_optimizer(params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:

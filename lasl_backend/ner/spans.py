@@ -68,7 +68,14 @@ def entities_to_tags(length: int, entities: Iterable[Entity], scheme: LabelSchem
 
 def tags_to_entities(tags: Sequence[int] | np.ndarray, scheme: LabelScheme, offset: int = 0) -> list[Entity]:
     """Decode BIO; an I- tag that does not continue an entity of its label starts a new one
-    (the CRF rarely produces that, and dropping it would lose a confident span).
+    (the CRF rarely produces that, and dropping it would lose a confident span)."""
+    starts, ends, labs = entity_spans(tags, scheme)
+    labels = scheme.labels
+    return [Entity(a + offset, z + offset, labels[lab]) for a, z, lab in zip(starts.tolist(), ends.tolist(), labs.tolist())]
+
+
+def entity_spans(tags: Sequence[int] | np.ndarray, scheme: LabelScheme) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entities of ``tags`` as int64 arrays: starts, ends (exclusive) and label indices, in order.
 
     Vectorised (a pool push decodes millions of characters): tag i continues the entity open before it
     exactly when it is an I- tag, tag i-1 is not O, and both carry the same label; every other non-O tag
@@ -76,7 +83,8 @@ def tags_to_entities(tags: Sequence[int] | np.ndarray, scheme: LabelScheme, offs
     """
     t = np.asarray(tags, dtype=np.int64).reshape(-1)
     if t.size == 0:
-        return []
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
     if int(t.min()) < 0 or int(t.max()) >= scheme.num_tags:
         raise ValueError(f"tags must lie in [0, {scheme.num_tags}); got {int(t.min())}..{int(t.max())}")
     ext = np.append(t, 0)  # a final O closes the last entity
@@ -88,8 +96,7 @@ def tags_to_entities(tags: Sequence[int] | np.ndarray, scheme: LabelScheme, offs
     starts = np.flatnonzero(inside & ~cont)
     was_inside = np.concatenate(([False], inside[:-1]))
     ends = np.flatnonzero(was_inside & ~cont)
-    labels = scheme.labels
-    return [Entity(int(a) + offset, int(z) + offset, labels[int(lab[a])]) for a, z in zip(starts, ends)]
+    return starts, ends, lab[starts]
 
 
 def chunk_spans(text: str, max_len: int = 200, entities: Iterable[Entity] = ()) -> list[tuple[int, int]]:

@@ -1,8 +1,8 @@
 """The Encoder-CRF tagger: encoder features → linear emissions → linear-chain CRF.
 
 The CRF parameters are pytorch-crf's ``CRF`` module (so its log-likelihood is the reference in tests),
-but the math runs in ``crf.py``: a differentiable forward algorithm for training and the fused float64
-kernel for active-learning scores.
+but the math runs in ``lasl_backend.crf``: a differentiable forward algorithm for training and the fused
+float64 kernel for active-learning scores.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class Tagger(nn.Module):
         self.crf = CRF(num_tags, batch_first=True)
 
     def forward(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Emissions [B, T, K] and the encoder's layer outputs (the last one feeds the LPN)."""
+        """Emissions [B, T, K] and the encoder's layer outputs (what the loss net reads)."""
         layers = self.encoder(ids, mask)
         return self.emit(layers[-1]), layers
 

@@ -1,4 +1,4 @@
-"""Mean Teacher (paper §3.3, METHOD.md Eq. 8-10): an EMA copy of the tagger and the consistency cost
+"""Mean Teacher (paper §3.3, Eq. 8-10): an EMA copy of the tagger and the consistency cost
 between the student's and the teacher's emissions on unlabeled text."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def effective_alpha(alpha: float = 0.999, step: int | None = None) -> float:
     Without ``step`` it is ``alpha`` (Eq. 8 as written). With it, the Tarvainen & Valpola ramp
     ``min(1 - 1/(step + 1), alpha)``: with α = 0.999 a teacher started from a random init keeps
     ~1/e of that init for 1,000 steps, which is longer than a whole early active-learning round
-    (1 % of the data is a handful of steps per epoch, METHOD.md). The ramp makes the teacher the
+    (1 % of the data is a handful of steps per epoch). The ramp makes the teacher the
     true average of the students seen so far until that average is longer than the EMA's window.
     """
     if not 0.0 <= alpha <= 1.0:
@@ -60,7 +60,7 @@ def make_teacher(student: nn.Module) -> nn.Module:
     """A deep copy of ``student`` with ``requires_grad`` off: the teacher changes only by :func:`ema_update`.
 
     Its train/eval mode is the student's; keep it in train mode while training so that its dropout is
-    the "different noise" of §3.3 (METHOD.md gap 6), and call ``.eval()`` to serve or score with it.
+    the "different noise" of §3.3 (docs/method.md, R6), and call ``.eval()`` to serve or score with it.
     """
     teacher = copy.deepcopy(student)
     for p in teacher.parameters():

@@ -1,20 +1,20 @@
 """One training run: the student tagger, optionally its Mean Teacher and a loss-prediction net.
 
-Total loss per step (METHOD.md Eq. 10): L_task + L_AL + λ·L_U, where
+Total loss per step (the paper's Eq. 10): L_task + L_AL + λ·L_U, where
 - L_task is the mean CRF negative log-likelihood of a batch of labeled chunks (Adam);
 - L_AL is the pairwise ranking loss (Eq. 5) of the loss net against the detached true chunk losses
   (SGD, lr 0.01, momentum 0.9, weight decay 5e-4: Table 2). By default its gradient stops at the
   tagger's features (``lpn_backprop=False``): the ranking loss trains the loss net only and cannot bend
-  the tagger's features toward losses that are easy to rank (METHOD.md gap 5; Yoo & Kweon also stop it);
+  the tagger's features toward losses that are easy to rank (docs/method.md, R5; Yoo & Kweon also stop it);
 - L_U is the Mean-Teacher consistency (MSE of emissions) on a batch of unlabeled chunks, both models
-  in train mode so each has its own dropout noise (gap 6), λ = 0.05; the teacher is an EMA of the
-  student (α = 0.999, with the warm-up ramp) updated after every optimizer step.
+  in train mode so each has its own dropout noise (docs/method.md, R6), λ = 0.05; the teacher is an EMA
+  of the student (α = 0.999, with the warm-up ramp) updated after every optimizer step.
 
 Training runs in evaluation periods (an epoch, or longer when the labeled set is tiny so that small
 sets still get ``min_steps`` optimizer steps). With a dev set, the best period by dev F1 is kept and
 training stops early after ``patience`` periods without improvement. The model that serves users is
-the better of student and teacher on the dev set, the teacher on ties (gap 7); with no dev set, the
-student (the EMA teacher lags the student by ~1/(1-α) = 1,000 steps, more than a fine-tuning run).
+the better of student and teacher on the dev set, the teacher on ties (docs/method.md, R7); with no dev
+set, the student (the EMA teacher lags the student by ~1/(1-α) = 1,000 steps, more than a fine-tuning run).
 
 Fine-tuning (``base`` given) continues from the base model's weights (Algorithm 1): the base is cloned,
 never modified.
@@ -27,11 +27,16 @@ in every later (fine-tuning) run. The simulator never uses it.
 
 ``lpn_thread``: the loss net reads detached features, so its backward pass and SGD step share nothing
 with the tagger's. With this on, they run on a helper thread while this thread runs the Mean-Teacher
-forwards and the tagger's backward (each thread one torch thread: two cores). Every random draw
-(dropout) still happens on this thread in the serial order, so the weights are bitwise those of the
+forwards and the tagger's backward: two cores, assuming one torch thread per Python thread (the caller
+sets ``torch.set_num_threads(1)`` once at process start; nested intra-op pools would spin). Every random
+draw (dropout) still happens on this thread in the serial order, so the weights are bitwise those of the
 serial run (tested). Measured (`lasl bench`, 300 labeled + 700 unlabeled CCKS records): 0.88 s per
 Mean-Teacher + LPN step against 1.18 s on one thread, 1.34x; the main thread's share (both forwards,
 the tagger's backward) is the larger one, so the split is not an even half.
+
+The run's steps, in order: ``_check_inputs`` → ``split_dev`` → ``_label_set`` → ``_model_to_train`` →
+``_training_chunks`` → ``_Run.run`` (periods of ``_Stepper.step``, each period evaluated by
+``_BestPeriod``) → ``_finish``.
 """
 
 from __future__ import annotations
@@ -43,17 +48,17 @@ import random
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from .batching import Chunk, collate, length_batches, make_chunks
 from ..data import Record
-from .lossnet import make_lpn_optimizer, ranking_loss
 from ..metrics import entity_prf
-from .model import DEFAULT_LPN_LAYERS, NerModel, build_lossnet, resolve_device
-from .spans import LabelScheme
+from .batching import Chunk, collate, length_batches, make_chunks
+from .device import resolve_device
+from .lossnet import DEFAULT_LPN_LAYERS, build_lossnet, lossnet_fits, make_lpn_optimizer, ranking_loss
+from .model import NerModel
 from .teacher import consistency_loss, ema_update, make_teacher
 
 log = logging.getLogger(__name__)
@@ -91,7 +96,6 @@ class TrainConfig:
     lpn_margin: float = 1.0
     lpn_weight: float = 1.0
     lpn_backprop: bool = False
-    threads: int | None = None
     max_seconds: float | None = None  # wall-clock budget: fine-tuning in a live backend must end in time
     lpn_thread: bool = False  # loss-net backward + step on a second thread (see the module doc)
     #: the run's first seconds train the tagger alone (no loss net, no consistency; the EMA still follows)
@@ -154,214 +158,305 @@ def train_lasl(
     """Train (or fine-tune ``base``) on ``labeled``; see the module doc for what each option does."""
     cfg = config or TrainConfig()
     t0 = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if not labeled:
-        raise TrainingError("no labeled records to train on")
-    try:
-        device = resolve_device(cfg.device)
-    except ValueError as exc:
-        raise TrainingError(str(exc)) from None
+    device = _check_inputs(labeled, cfg)
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if dev is None:
         train_recs, dev_recs = split_dev(labeled, cfg.dev_fraction, cfg.min_dev_records, cfg.seed)
     else:
         train_recs, dev_recs = list(labeled), list(dev)
+    label_set = _label_set(labels, base, labeled, train_recs)
+    model = _model_to_train(label_set, [r.text for r in labeled] + list(unlabeled_texts), base, cfg, device)
+    chunks, u_chunks = _training_chunks(model, train_recs, unlabeled_texts, cfg)
+    run = _Run(model, cfg, _Stepper(model, cfg, device, chunks, u_chunks, rng, t0), dev_recs)
+    log.info("training on %d records (%d chunks), dev %d, unlabeled %d chunks; %d steps of batch %d in %d periods",
+             len(train_recs), len(chunks), len(dev_recs), len(u_chunks), run.total_steps, cfg.batch_size, run.n_periods)
+    out_of_time = run.run(progress, should_stop)
+    return _finish(run, len(train_recs), len(dev_recs), out_of_time, t0)
 
-    labels = list(labels) if labels is not None else (base.labels if base is not None else None)
-    if labels is None:
-        labels = sorted({e.label for r in labeled for e in r.entities})
-    if not labels:
+
+# ---- before the first step ---------------------------------------------------------------------
+def _check_inputs(labeled: Sequence[Record], cfg: TrainConfig) -> torch.device:
+    """The device to train on, or a TrainingError that says why the run cannot start."""
+    if not labeled:
+        raise TrainingError("no labeled records to train on")
+    try:
+        return resolve_device(cfg.device)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+
+
+def _label_set(labels: Sequence[str] | None, base: NerModel | None, labeled: Sequence[Record], train_recs: Sequence[Record]) -> list[str]:
+    """The given labels, else the base model's, else those the records use; every training entity in it."""
+    if labels is not None:
+        out = list(labels)
+    elif base is not None:
+        out = base.labels
+    else:
+        out = sorted({e.label for r in labeled for e in r.entities})
+    if not out:
         raise TrainingError("no labels: give the label set or records with entities")
-    unknown = {e.label for r in train_recs for e in r.entities} - set(labels)
+    unknown = {e.label for r in train_recs for e in r.entities} - set(out)
     if unknown:
         raise TrainingError(f"records use labels outside the label set: {sorted(unknown)}")
+    return out
 
-    all_texts = [r.text for r in labeled] + list(unlabeled_texts)
+
+def _model_to_train(labels: list[str], all_texts: list[str], base: NerModel | None, cfg: TrainConfig, device: torch.device) -> NerModel:
+    """A fresh model, or a clone of ``base`` with room for new characters and the configured loss net
+    (a new one, which learns from this run on, when its kind or size changed); on ``device``."""
     if base is None:
         model = NerModel.create(labels, texts=all_texts, encoder=cfg.encoder, max_len=cfg.max_len, lossnet_kind=cfg.lossnet, seed=cfg.seed, lpn_layers=cfg.lpn_layers)
     else:
-        if base.labels != list(labels):
-            raise TrainingError(f"the base model's labels {base.labels} differ from {list(labels)}; train from scratch")
+        if base.labels != labels:
+            raise TrainingError(f"the base model's labels {base.labels} differ from {labels}; train from scratch")
         model = base.clone()
         model.extend_vocab(all_texts)
-        resized = cfg.lossnet == "lpn" and model.lpn_layers != cfg.lpn_layers
-        if cfg.lossnet != model.lossnet_kind or resized:  # a new loss net learns from this run on
-            model.lossnet, model.lossnet_kind = build_lossnet(cfg.lossnet, model.student, cfg.lpn_layers), cfg.lossnet
-    scheme: LabelScheme = model.scheme
-    student = model.student
+        if not lossnet_fits(model.lossnet, cfg.lossnet, cfg.lpn_layers):
+            model.lossnet = build_lossnet(cfg.lossnet, model.student.encoder, cfg.lpn_layers)
     if cfg.mean_teacher and model.teacher is None:
-        model.teacher = make_teacher(student)
-    model.to(device)  # after the teacher's copy: it packs every LSTM's weights for cuDNN
-    teacher = model.teacher if cfg.mean_teacher else None
-    lossnet = model.lossnet
+        model.teacher = make_teacher(model.student)
+    return model.to(device)  # after the teacher's copy: it packs every LSTM's weights for cuDNN
 
-    chunks = make_chunks([r.text for r in train_recs], model.encode, cfg.max_len, [r.entities for r in train_recs], scheme)
-    u_chunks = make_chunks(list(unlabeled_texts), model.encode, cfg.max_len) if teacher is not None else []
-    if teacher is not None and not u_chunks:  # Mean Teacher still needs unlabeled text: reuse the labeled text
+
+def _training_chunks(model: NerModel, train_recs: Sequence[Record], unlabeled_texts: Sequence[str], cfg: TrainConfig) -> tuple[list[Chunk], list[Chunk]]:
+    """Labeled chunks with their tags, and the unlabeled chunks the Mean Teacher reads (none without it)."""
+    chunks = make_chunks([r.text for r in train_recs], model.encode, cfg.max_len, [r.entities for r in train_recs], model.scheme)
+    if not cfg.mean_teacher:
+        return chunks, []
+    u_chunks = make_chunks(list(unlabeled_texts), model.encode, cfg.max_len)
+    if not u_chunks:  # Mean Teacher still needs unlabeled text: reuse the labeled text
         u_chunks = [Chunk(c.record, c.start, c.ids) for c in chunks]
+    return chunks, u_chunks
 
-    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    lpn_opt = make_lpn_optimizer(lossnet.parameters()) if lossnet is not None else None
-    steps_per_epoch = math.ceil(len(chunks) / cfg.batch_size)
-    period = max(steps_per_epoch, math.ceil(cfg.min_steps / max(cfg.max_epochs, 1)))
-    total_steps = period * cfg.max_epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    ema_step = int(model.meta.get("ema_step", 0))
 
-    def batch_stream(items: list[Chunk]):
-        while True:
-            for b in length_batches(items, max_batch=cfg.batch_size, rng=rng):
-                yield [items[i] for i in b]
+def _batch_stream(items: list[Chunk], batch_size: int, rng: np.random.Generator) -> Iterator[list[Chunk]]:
+    """Length-grouped batches in a fresh random order every pass, forever."""
+    while True:
+        for b in length_batches(items, max_batch=batch_size, rng=rng):
+            yield [items[i] for i in b]
 
-    lab_stream = batch_stream(chunks)
-    unl_stream = batch_stream(u_chunks) if u_chunks else None
 
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    best_f1 = -1.0
-    bad_periods = 0
-    step = 0
-    n_periods = math.ceil(total_steps / period)
-    log.info("training on %d records (%d chunks), dev %d, unlabeled %d chunks; %d steps of batch %d in %d periods",
-             len(train_recs), len(chunks), len(dev_recs), len(u_chunks), total_steps, cfg.batch_size, n_periods)
-    stopped_by_budget = False
-    split = cfg.lpn_thread and lossnet is not None and not cfg.lpn_backprop
-    helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpn-step") if split else None
-    threads_before = torch.get_num_threads()
-    if split:
-        torch.set_num_threads(1)  # two Python threads on two cores; nested OpenMP pools would spin
+# ---- one optimizer step ------------------------------------------------------------------------
+@dataclass
+class _PeriodLosses:
+    task: list[float] = field(default_factory=list)
+    rank: list[float] = field(default_factory=list)
+    consistency: list[float] = field(default_factory=list)
 
-    def lossnet_step(l_al: torch.Tensor) -> None:
-        assert lpn_opt is not None and lossnet is not None
-        lpn_opt.zero_grad(set_to_none=True)
+
+class _Stepper:
+    """The optimizers and batch streams of a run, and one optimizer step at a time (``step``)."""
+
+    def __init__(self, model: NerModel, cfg: TrainConfig, device: torch.device, chunks: list[Chunk], u_chunks: list[Chunk], rng: np.random.Generator, t0: float) -> None:
+        self.model, self.cfg, self.device, self.t0 = model, cfg, device, t0
+        self.student = model.student
+        self.teacher = model.teacher if cfg.mean_teacher else None
+        self.lossnet = model.lossnet
+        self.opt = torch.optim.Adam(self.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.lpn_opt = make_lpn_optimizer(self.lossnet.parameters()) if self.lossnet is not None else None
+        self.n_chunks = len(chunks)
+        self.labeled = _batch_stream(chunks, cfg.batch_size, rng)
+        self.unlabeled = _batch_stream(u_chunks, cfg.batch_size, rng) if u_chunks else None
+        self.steps = 0
+        self.ema_step = int(model.meta.get("ema_step", 0))
+        split = cfg.lpn_thread and self.lossnet is not None and not cfg.lpn_backprop
+        self.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpn-step") if split else None
+        self.pending: Future | None = None  # the loss net's step running on the helper thread
+
+    def step(self, losses: _PeriodLosses) -> None:
+        """Forward every loss of this step, then one step of each optimizer and the EMA."""
+        ids, mask, tags = collate(next(self.labeled), self.device)
+        em, layers = self.student(ids, mask)
+        nll = self.student.nll(em, tags, mask)  # type: ignore[arg-type]
+        loss = nll.mean()
+        cfg = self.cfg
+        warm = cfg.tagger_warmup_seconds > 0 and time.perf_counter() - self.t0 < cfg.tagger_warmup_seconds
+        if self.lossnet is not None and not warm:
+            l_al = self._ranking_loss(em, layers, mask, nll, losses)
+            if self.helper is not None:  # backward + step of the loss net, beside the tagger's
+                self.pending = self.helper.submit(self._lossnet_step, cfg.lpn_weight * l_al)
+            else:
+                loss = loss + cfg.lpn_weight * l_al
+        if self.teacher is not None and self.unlabeled is not None and not warm:
+            loss = loss + cfg.consistency_weight * self._consistency_loss(losses)
+        self._optimizer_steps(loss, warm)
+        if self.teacher is not None:
+            ema_update(self.teacher, self.student, cfg.ema_alpha, step=self.ema_step)
+            self.ema_step += 1
+        self.steps += 1
+        losses.task.append(float(nll.detach().mean()))
+
+    def _ranking_loss(self, em: torch.Tensor, layers: list[torch.Tensor], mask: torch.Tensor, nll: torch.Tensor, losses: _PeriodLosses) -> torch.Tensor:
+        """L_AL of the loss net's prediction against the true chunk losses (Eq. 5)."""
+        assert self.lossnet is not None
+        bounds = self.student.bounds(em, mask, with_marginals=False) if self.lossnet.needs_bounds else None
+        feats = layers if self.cfg.lpn_backprop else [x.detach() for x in layers]
+        pred = self.lossnet.predict_loss(feats, mask, bounds)
+        l_al = ranking_loss(pred, nll.detach(), margin=self.cfg.lpn_margin)
+        losses.rank.append(float(l_al.detach()))
+        return l_al
+
+    def _consistency_loss(self, losses: _PeriodLosses) -> torch.Tensor:
+        """L_U between the student's and the teacher's emissions on a batch of unlabeled chunks (Eq. 9)."""
+        assert self.teacher is not None and self.unlabeled is not None
+        uids, umask, _ = collate(next(self.unlabeled), self.device)
+        s_em, _ = self.student(uids, umask)
+        with torch.no_grad():
+            t_em, _ = self.teacher(uids, umask)
+        l_u = consistency_loss(s_em, t_em, umask)
+        losses.consistency.append(float(l_u.detach()))
+        return l_u
+
+    def _optimizer_steps(self, loss: torch.Tensor, warm: bool) -> None:
+        """The tagger's backward and Adam step; the loss net's SGD step here, or waited for on the helper."""
+        clip = self.cfg.grad_clip
+        self.opt.zero_grad(set_to_none=True)
+        if self.lpn_opt is not None and self.pending is None:
+            self.lpn_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.student.parameters(), clip)
+        self.opt.step()
+        if self.pending is not None:
+            job, self.pending = self.pending, None
+            job.result()  # re-raises a failure of the loss net's step
+        elif self.lpn_opt is not None and not warm:
+            torch.nn.utils.clip_grad_norm_(self.lossnet.parameters(), clip)  # type: ignore[union-attr]
+            self.lpn_opt.step()
+
+    def _lossnet_step(self, l_al: torch.Tensor) -> None:
+        """The loss net's backward and SGD step (on the helper thread)."""
+        assert self.lpn_opt is not None and self.lossnet is not None
+        self.lpn_opt.zero_grad(set_to_none=True)
         l_al.backward()
-        torch.nn.utils.clip_grad_norm_(lossnet.parameters(), cfg.grad_clip)
-        lpn_opt.step()
+        torch.nn.utils.clip_grad_norm_(self.lossnet.parameters(), self.cfg.grad_clip)
+        self.lpn_opt.step()
 
-    pending: Future | None = None  # the loss net's step running on the helper thread
-    try:
-        for p in range(n_periods):
-            tp = time.perf_counter()
-            losses: list[float] = []
-            al_losses: list[float] = []
-            u_losses: list[float] = []
-            for m in model.modules():
-                m.train()
-            out_of_time = False
-            for _ in range(min(period, total_steps - step)):
-                if should_stop is not None and should_stop():
-                    raise TrainingCancelled("training was asked to stop")
-                if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds and step > 0:
-                    out_of_time = True
+    def close(self) -> None:
+        """Let a step still on the helper thread finish (its failure was raised already), then stop it."""
+        if self.helper is None:
+            return
+        if self.pending is not None:
+            self.pending.exception()
+        self.helper.shutdown(wait=True)
+
+
+# ---- periods, evaluation and the kept model ----------------------------------------------------
+class _BestPeriod:
+    """The best period by dev F1 so far: its weights, which tagger serves, and the periods since."""
+
+    def __init__(self) -> None:
+        self.f1 = -1.0
+        self.bad_periods = 0
+        self.epoch = -1
+        self.serve = "student"
+        self.state: dict[str, Any] | None = None
+
+    def update(self, model: NerModel, row: dict[str, Any], epoch: int) -> None:
+        """Ties go to the later, longer-trained period (an all-zero F1 early on must not pin epoch 1);
+        only a strict improvement resets the patience."""
+        self.bad_periods = 0 if row["dev_f1"] > self.f1 else self.bad_periods + 1
+        if row["dev_f1"] >= self.f1:
+            self.f1 = row["dev_f1"]
+            self.serve = "teacher" if "teacher_f1" in row and row["teacher_f1"] >= row["student_f1"] else "student"
+            self.state = _snapshot(model)
+            self.epoch = epoch
+
+
+class _Run:
+    """A run's periods: steps, a history row each, the dev evaluation, early stopping and the time budget."""
+
+    def __init__(self, model: NerModel, cfg: TrainConfig, stepper: _Stepper, dev_recs: list[Record]) -> None:
+        self.model, self.cfg, self.stepper, self.dev_recs = model, cfg, stepper, dev_recs
+        steps_per_epoch = math.ceil(stepper.n_chunks / cfg.batch_size)
+        self.period = max(steps_per_epoch, math.ceil(cfg.min_steps / max(cfg.max_epochs, 1)))
+        total = self.period * cfg.max_epochs
+        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps is not None else total
+        self.n_periods = math.ceil(self.total_steps / self.period)
+        self.history: list[dict[str, Any]] = []
+        self.best = _BestPeriod()
+
+    def run(self, progress: Progress | None, should_stop: Callable[[], bool] | None) -> bool:
+        """Every period until the last, early stopping or the time budget; True when the budget ended it."""
+        try:
+            for p in range(self.n_periods):
+                tp = time.perf_counter()
+                losses, out_of_time = self._train_period(should_stop)
+                row = self._period_row(p + 1, losses, tp)
+                self.history.append(row)
+                if progress is not None:
+                    progress(dict(row, total_epochs=self.n_periods))
+                if out_of_time:
+                    log.info("time budget of %.0fs used after %d steps", self.cfg.max_seconds, self.stepper.steps)
+                    return True
+                if self.dev_recs and self.best.bad_periods >= self.cfg.patience:
+                    log.info("early stop after period %d (best %d, dev F1 %.4f)", p + 1, self.best.epoch, self.best.f1)
                     break
-                ids, mask, tags = collate(next(lab_stream), device)
-                em, layers = student(ids, mask)
-                nll = student.nll(em, tags, mask)  # type: ignore[arg-type]
-                loss = nll.mean()
-                warm = cfg.tagger_warmup_seconds > 0 and time.perf_counter() - t0 < cfg.tagger_warmup_seconds
-                if lossnet is not None and not warm:
-                    if model.lossnet_kind == "lpn":
-                        b = student.bounds(em, mask, with_marginals=False)
-                        feats = layers[-1] if cfg.lpn_backprop else layers[-1].detach()
-                        pred = lossnet(feats, mask, torch.stack([b.l_min, b.l_max], 1).float())
-                    else:
-                        feats_l = layers if cfg.lpn_backprop else [x.detach() for x in layers]
-                        pred = lossnet(feats_l, mask)
-                    l_al = ranking_loss(pred, nll.detach(), margin=cfg.lpn_margin)
-                    al_losses.append(float(l_al.detach()))
-                    if helper is not None:  # backward + step of the loss net, beside the tagger's
-                        pending = helper.submit(lossnet_step, cfg.lpn_weight * l_al)
-                    else:
-                        loss = loss + cfg.lpn_weight * l_al
-                if teacher is not None and unl_stream is not None and not warm:
-                    uids, umask, _ = collate(next(unl_stream), device)
-                    s_em, _ = student(uids, umask)
-                    with torch.no_grad():
-                        t_em, _ = teacher(uids, umask)
-                    l_u = consistency_loss(s_em, t_em, umask)
-                    loss = loss + cfg.consistency_weight * l_u
-                    u_losses.append(float(l_u.detach()))
-                opt.zero_grad(set_to_none=True)
-                if lpn_opt is not None and pending is None:
-                    lpn_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
-                opt.step()
-                if pending is not None:
-                    job, pending = pending, None
-                    job.result()  # re-raises a failure of the loss net's step
-                elif lpn_opt is not None and not warm:
-                    torch.nn.utils.clip_grad_norm_(lossnet.parameters(), cfg.grad_clip)  # type: ignore[union-attr]
-                    lpn_opt.step()
-                if teacher is not None:
-                    ema_update(teacher, student, cfg.ema_alpha, step=ema_step)
-                    ema_step += 1
-                step += 1
-                losses.append(float(nll.detach().mean()))
-            for m in model.modules():
-                m.eval()
+        finally:
+            self.stepper.close()
+        return False
 
-            row: dict[str, Any] = {
-                "epoch": p + 1,
-                "step": step,
-                "loss": float(np.mean(losses)) if losses else float("nan"),
-                "seconds": round(time.perf_counter() - tp, 2),
-            }
-            if al_losses:
-                row["rank_loss"] = float(np.mean(al_losses))
-            if u_losses:
-                row["consistency"] = float(np.mean(u_losses))
-            if dev_recs:
-                row["student_f1"] = evaluate_model(model, dev_recs, tagger=student)["micro"]["f1"]
-                if teacher is not None:
-                    row["teacher_f1"] = evaluate_model(model, dev_recs, tagger=teacher)["micro"]["f1"]
-                row["dev_f1"] = max(row["student_f1"], row.get("teacher_f1", -1.0))
-                # ties go to the later, longer-trained period (an all-zero F1 early on must not pin epoch 1);
-                # only a strict improvement resets the patience
-                bad_periods = 0 if row["dev_f1"] > best_f1 else bad_periods + 1
-                if row["dev_f1"] >= best_f1:
-                    best_f1 = row["dev_f1"]
-                    serve = "teacher" if teacher is not None and row["teacher_f1"] >= row["student_f1"] else "student"
-                    best = {"state": _snapshot(model), "serve": serve, "epoch": p + 1}
-            history.append(row)
-            if progress is not None:
-                progress(dict(row, total_epochs=n_periods))
-            if out_of_time:
-                stopped_by_budget = True
-                log.info("time budget of %.0fs used after %d steps", cfg.max_seconds, step)
+    def _train_period(self, should_stop: Callable[[], bool] | None) -> tuple[_PeriodLosses, bool]:
+        """One period's steps in train mode; True as well when the time budget ran out inside it."""
+        cfg, stepper = self.cfg, self.stepper
+        losses = _PeriodLosses()
+        out_of_time = False
+        for m in self.model.modules():
+            m.train()
+        for _ in range(min(self.period, self.total_steps - stepper.steps)):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled("training was asked to stop")
+            if cfg.max_seconds is not None and time.perf_counter() - stepper.t0 > cfg.max_seconds and stepper.steps > 0:
+                out_of_time = True
                 break
-            if dev_recs and bad_periods >= cfg.patience:
-                log.info("early stop after period %d (best %d, dev F1 %.4f)", p + 1, best["epoch"] if best else -1, best_f1)
-                break
-    finally:
-        if helper is not None:
-            if pending is not None:
-                pending.exception()  # let it finish before the pool goes (a failure was raised already)
-            helper.shutdown(wait=True)
-            torch.set_num_threads(threads_before)
+            stepper.step(losses)
+        for m in self.model.modules():
+            m.eval()
+        return losses, out_of_time
 
-    if best is not None:
-        _restore(model, best["state"])
-        model.serve = best["serve"]
+    def _period_row(self, epoch: int, losses: _PeriodLosses, tp: float) -> dict[str, Any]:
+        """The history row of a period, with its dev F1s (which also update the best period)."""
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "step": self.stepper.steps,
+            "loss": float(np.mean(losses.task)) if losses.task else float("nan"),
+            "seconds": round(time.perf_counter() - tp, 2),
+        }
+        if losses.rank:
+            row["rank_loss"] = float(np.mean(losses.rank))
+        if losses.consistency:
+            row["consistency"] = float(np.mean(losses.consistency))
+        if self.dev_recs:
+            row["student_f1"] = evaluate_model(self.model, self.dev_recs, tagger=self.model.student)["micro"]["f1"]
+            if self.stepper.teacher is not None:
+                row["teacher_f1"] = evaluate_model(self.model, self.dev_recs, tagger=self.stepper.teacher)["micro"]["f1"]
+            row["dev_f1"] = max(row["student_f1"], row.get("teacher_f1", -1.0))
+            self.best.update(self.model, row, epoch)
+        return row
+
+
+def _finish(run: _Run, n_train: int, n_dev: int, out_of_time: bool, t0: float) -> TrainResult:
+    """Restore the best period and choose the served tagger; the run's settings go into the model's meta."""
+    model, best = run.model, run.best
+    if best.state is not None:
+        _restore(model, best.state)
+        model.serve = best.serve
     else:  # no dev set: the student. With α = 0.999 and rounds of ~100 steps the EMA teacher lags far
         # behind (measured in the simulator: it scored below random), so it serves only when it measures better
         model.serve = "student"
-    model.meta.update({"ema_step": ema_step, "train_config": cfg.to_dict(), "n_train_records": len(train_recs)})
+    model.meta.update({"ema_step": run.stepper.ema_step, "train_config": run.cfg.to_dict(), "n_train_records": n_train})
     for m in model.modules():
         m.eval()
     return TrainResult(
         model=model,
-        dev_f1=best_f1 if dev_recs else None,
+        dev_f1=best.f1 if n_dev else None,
         served=model.serve,
-        history=history,
-        steps=step,
+        history=run.history,
+        steps=run.stepper.steps,
         seconds=time.perf_counter() - t0,
-        n_train=len(train_recs),
-        n_dev=len(dev_recs),
-        out_of_time=stopped_by_budget,
+        n_train=n_train,
+        n_dev=n_dev,
+        out_of_time=out_of_time,
     )
 
 

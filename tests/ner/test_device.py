@@ -11,7 +11,8 @@ import torch
 
 from lasl_backend.cli import main
 from lasl_backend.data import Entity, Record, write_jsonl
-from lasl_backend.ner.model import NerModel, resolve_device
+from lasl_backend.ner.device import resolve_device
+from lasl_backend.ner.model import NerModel
 from lasl_backend.devtools.synthetic import make_records
 from lasl_backend.ner.training import TrainConfig, TrainingError, train_lasl
 

@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from lasl_backend.crf import crf_bounds
+from lasl_backend.ner.encoders import CharBiLSTMEncoder
 from lasl_backend.ner.lossnet import (
+    LOSSNET_KINDS,
     LearningLossNet,
     LossPredictionNet,
+    build_lossnet,
+    lossnet_fits,
     make_lpn_optimizer,
     masked_max,
     masked_mean,
@@ -208,6 +213,62 @@ def test_learning_loss_net_is_gap_then_fc_by_hand():
     x = torch.tensor([[[1.0, 3.0], [3.0, 5.0], [100.0, 100.0]]])
     mask = torch.tensor([[True, True, False]])
     assert net([x], mask).item() == pytest.approx(10.5)
+
+
+def _encoder_batch(seed: int = 0):
+    """A small char encoder's layers on a padded batch, and the CRF bounds of random emissions over it."""
+    torch.manual_seed(seed)
+    enc = CharBiLSTMEncoder(20, emb_dim=6, hidden=4).eval()
+    ids = torch.randint(2, 20, (3, 7))
+    mask = torch.arange(7)[None, :] < torch.tensor([[7], [4], [1]])
+    layers = enc(ids, mask)
+    em = torch.randn(3, 7, 5)
+    bounds = crf_bounds(em, mask, torch.zeros(5), torch.zeros(5), torch.randn(5, 5), with_marginals=False)
+    return enc, layers, mask, bounds
+
+
+@pytest.mark.parametrize("kind", LOSSNET_KINDS)
+def test_every_registered_loss_net_predicts_through_the_one_interface(kind):
+    """``predict_loss(layers, mask, bounds)`` is what training and scoring call: for the LPN it is the net on
+    the last layer and [L_min, L_max]; for the learning-loss net the net on every layer, bounds unused."""
+    enc, layers, mask, bounds = _encoder_batch()
+    net = build_lossnet(kind, enc, lpn_layers=1).eval()
+    assert net.kind == kind
+    out = net.predict_loss(layers, mask, bounds)
+    assert out.shape == (3,)
+    if kind == "lpn":
+        assert net.needs_bounds and net.lpn_layers == 1
+        pair = torch.stack([bounds.l_min, bounds.l_max], 1).float()
+        assert torch.equal(out, net(layers[-1], mask, pair))
+        with pytest.raises(ValueError, match="bounds"):
+            net.predict_loss(layers, mask, None)
+    else:
+        assert not net.needs_bounds and net.lpn_layers is None
+        assert torch.equal(out, net(layers, mask))
+        assert torch.equal(out, net.predict_loss(layers, mask, None))
+
+
+def test_build_lossnet_sizes_the_lpn_and_refuses_an_unknown_kind():
+    enc, *_ = _encoder_batch()
+    assert build_lossnet(None, enc) is None
+    lpn = build_lossnet("lpn", enc)
+    assert isinstance(lpn, LossPredictionNet) and lpn.num_layers == 2 and lpn.feature_dim == enc.out_dim
+    shared = build_lossnet("lpn", enc, lpn_layers=0)
+    assert len(shared.layers) == 0  # type: ignore[union-attr]
+    ll = build_lossnet("learning_loss", enc, lpn_layers=0)
+    assert isinstance(ll, LearningLossNet) and ll.feature_dims == enc.layer_dims
+    with pytest.raises(ValueError, match="unknown loss net 'svm'"):
+        build_lossnet("svm", enc)
+
+
+def test_a_loss_net_fits_a_setting_of_its_kind_and_size():
+    """Fine-tuning keeps the loss net when it fits the run's setting and builds a new one when not."""
+    enc, *_ = _encoder_batch()
+    lpn2, ll = build_lossnet("lpn", enc, 2), build_lossnet("learning_loss", enc)
+    assert lossnet_fits(None, None, 2) and lossnet_fits(lpn2, "lpn", 2) and lossnet_fits(ll, "learning_loss", 0)
+    assert not lossnet_fits(lpn2, "lpn", 0)  # resized
+    assert not lossnet_fits(lpn2, "learning_loss", 2) and not lossnet_fits(ll, "lpn", 2)
+    assert not lossnet_fits(None, "lpn", 2) and not lossnet_fits(lpn2, None, 2)
 
 
 def test_make_lpn_optimizer_table2():

@@ -40,7 +40,7 @@ def test_loss_net_on_a_second_thread_gives_bitwise_the_serial_weights(records, l
     the main thread in the same order, so student, teacher and loss net are bitwise equal."""
     import threading
 
-    base = dict(max_epochs=2, min_steps=0, dev_fraction=0.0, seed=5, lossnet=lossnet, mean_teacher=True, threads=1)
+    base = dict(max_epochs=2, min_steps=0, dev_fraction=0.0, seed=5, lossnet=lossnet, mean_teacher=True)
     serial = train_lasl(records[:20], [r.text for r in records[20:30]], config=TrainConfig(**base))
     threads_seen: set[str] = set()
     real_backward = torch.Tensor.backward
@@ -61,7 +61,17 @@ def test_loss_net_on_a_second_thread_gives_bitwise_the_serial_weights(records, l
         for k in a:
             assert torch.equal(a[k], b[k]), f"{name}.{k} differs"
     assert [h["rank_loss"] for h in serial.history] == [h["rank_loss"] for h in split.history]
-    assert torch.get_num_threads() == 1  # restored (it was 1 before)
+
+
+def test_training_leaves_the_process_torch_threads_alone(records, monkeypatch):
+    """Torch threads are set once at process start by the caller: a run (with the loss net's helper thread
+    or without) never changes them."""
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    for lpn_thread in (False, True):
+        cfg = TrainConfig(max_epochs=1, min_steps=0, max_steps=2, dev_fraction=0.0, lossnet="lpn", lpn_thread=lpn_thread)
+        train_lasl(records[:10], config=cfg).model.predict([r.text for r in records[:20]], max_batch=2, workers=2)
+    assert calls == []
 
 
 def test_early_stopping_and_served_model_choice(records):
@@ -85,7 +95,7 @@ def test_fine_tuning_leaves_the_base_untouched(records):
 
 
 def test_lpn_gradients_stop_at_the_tagger_unless_asked(records):
-    """Gap 5: by default the ranking loss trains the LPN only; lpn_backprop=True lets it reach the encoder."""
+    """docs/method.md, R5: by default the ranking loss trains the LPN only; lpn_backprop=True lets it reach the encoder."""
     from lasl_backend.ner.batching import collate, make_chunks
     from lasl_backend.ner.lossnet import ranking_loss
     from lasl_backend.ner.model import NerModel
