@@ -45,7 +45,6 @@ from ..data import Record, read_jsonl
 from ..ner import NerModel, resolve_device
 from .bench_crf import bench_crf_kernel
 from .bench_scoring import bench_lpn_sizes, bench_one_record, bench_scoring, matmul_gflops, roofline_numbers, text_near_400
-from .bench_server import run_server_bench
 from .bench_training import bench_lasl_round, bench_training
 from .records import default_data_dir, load_records
 from .synthetic import LABELS
@@ -62,19 +61,25 @@ def run_bench(
     data_dir: Path | None, threads: int = 2, quick: bool = False, server: bool = False, device: str = "cpu", lpn_layers: int | None = None
 ) -> dict[str, Any]:
     """Every number of the module doc; ``lpn_layers`` sizes the LPN of one_record, scoring_lpn and lasl_round
-    (default: the backend's size, ``LASL_LPN_LAYERS``'s default)."""
-    dev = resolve_device(device)
-    layers = Settings.from_env({}).lpn_layers if lpn_layers is None else lpn_layers
+    (default: the backend's size, ``LASL_LPN_LAYERS``'s default). The run's torch threads are ``threads``;
+    the sections that measure one torch thread set it themselves."""
+    with torch_threads(threads):
+        return _run_bench(data_dir, threads, quick, server, resolve_device(device),
+                          Settings.from_env({}).lpn_layers if lpn_layers is None else lpn_layers)
+
+
+def _run_bench(data_dir: Path | None, threads: int, quick: bool, server: bool, dev: torch.device, layers: int) -> dict[str, Any]:
     reps = 1 if quick else 3
     records, source = load_records(data_dir, 100 if quick else 1000)
     texts = [r.text for r in records]
     _log(f"{len(records)} records from {source}; {threads} threads; device {dev}")
+    _log("roofline: fp32 matmul")
+    gflops = matmul_gflops(1024 if quick else 2048, device=dev)
     model = NerModel.create(list(LABELS), texts=texts).to(dev)  # untrained weights cost the same to run
-    sections: dict[str, Any] = {"scoring": _scoring_section(model, texts, threads, quick, reps, dev)}
+    sections: dict[str, Any] = {"scoring": _scoring_section(model, texts, threads, reps, gflops)}
     sections.update(_lpn_sections(texts, threads, quick, reps, dev, layers))
     _log("CRF kernel vs pytorch-crf")
-    with torch_threads(threads):  # the emissions; the kernels themselves are timed on one thread
-        sections["crf_kernel"] = kernel = bench_crf_kernel(model, texts[: (100 if quick else 1000)], reps)
+    sections["crf_kernel"] = kernel = bench_crf_kernel(model, texts[: (100 if quick else 1000)], reps)
     _log(f"  {kernel['kernel']} kernel: {kernel['speedup_vs_pytorch_crf']:.1f}x pytorch-crf's speed, {kernel['speedup_vs_numpy_kernel']:.1f}x numpy's")
     _log("training steps")
     sections["training"] = bench_training(records, 10 if quick else 60, dev, threads=threads)
@@ -92,16 +97,19 @@ def run_bench(
         **sections,
     }
     if server:
+        # imported only here: the serving stack it brings (flask, the store, requests) holds enough objects that
+        # the cyclic GC, walking them during predict's Python post-processing, makes the scoring numbers above
+        # ~25% slower (measured), so the model benchmarks run without it
+        from .bench_server import run_server_bench
+
         report["server"] = run_server_bench(records, quick=quick)
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return report
 
 
-def _scoring_section(model: NerModel, texts: list[str], threads: int, quick: bool, reps: int, dev: torch.device) -> dict[str, Any]:
-    """The scoring pass of the tagger alone, next to the fp32 matmul roofline on ``threads`` torch threads."""
-    _log("roofline: fp32 matmul")
-    with torch_threads(threads):
-        gflops = matmul_gflops(1024 if quick else 2048, device=dev)
+def _scoring_section(model: NerModel, texts: list[str], threads: int, reps: int, gflops: float) -> dict[str, Any]:
+    """The scoring pass of the tagger alone, next to the fp32 matmul roofline (``gflops``, on ``threads``
+    torch threads)."""
     _log("scoring pass (encoder + float64 log Z, best/worst path, marginals)")
     scoring = bench_scoring(model, texts, reps, workers=threads)
     scoring.update(roofline_numbers(model, scoring, gflops))

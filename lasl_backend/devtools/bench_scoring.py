@@ -48,9 +48,10 @@ def bilstm_flops_per_char(model: NerModel) -> float:
 
 
 def bench_scoring(model: NerModel, texts: Sequence[str], reps: int, workers: int) -> dict[str, Any]:
-    """Best of ``reps`` scoring passes over ``texts`` with ``workers`` threads of one torch thread each."""
+    """Best of ``reps`` scoring passes over ``texts`` with ``workers`` threads of one torch thread each (the
+    warm-up runs on the caller's torch threads)."""
+    model.predict(list(texts[:32]))  # warm-up
     with torch_threads(1):
-        model.predict(list(texts[:32]))  # warm-up
         best = float("inf")
         for _ in range(reps):
             t = time.perf_counter()

@@ -4,6 +4,9 @@ asserted: benchmarks print numbers."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -40,12 +43,14 @@ def test_server_bench_records_the_settings_the_backend_ran_with() -> None:
     assert got["LASL_LPN_LAYERS"] == 2 and got["LASL_TRAIN_SECONDS"] == 45.0
 
 
-def _threads_seen_in(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, seen: list[int]) -> None:
-    """Wrap ``owner.name`` so that each call records the torch threads it ran with."""
+def _threads_seen_in(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, seen: list[int], only_with: str | None = None) -> None:
+    """Wrap ``owner.name`` so that each call (with the keyword ``only_with``, if given) records the torch
+    threads it ran with."""
     real = getattr(owner, name)
 
     def wrapped(*args, **kwargs):
-        seen.append(torch.get_num_threads())
+        if only_with is None or only_with in kwargs:
+            seen.append(torch.get_num_threads())
         return real(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, wrapped)
@@ -53,14 +58,15 @@ def _threads_seen_in(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, 
 
 def test_each_section_runs_with_the_torch_threads_its_numbers_are_for(monkeypatch: pytest.MonkeyPatch) -> None:
     """Scoring: ``threads`` workers of one torch thread; one record, the CRF kernels and the LASL round: one
-    torch thread; training steps: ``threads`` torch threads. Whatever the process had set before."""
+    torch thread; training steps: ``threads`` torch threads. Whatever the process had set before (warm-ups
+    and the agreement check, which are not timed, run on it)."""
     records = make_records(40, seed=1, mean_chars=60, max_chars=120)
     texts = [r.text for r in records]
     model = bench_scoring.NerModel.create(list(LABELS), texts=texts, lossnet_kind="lpn", lpn_layers=0)
     torch.set_num_threads(3)  # the process's own setting: the sections must not inherit it
     try:
         predict_threads: list[int] = []
-        _threads_seen_in(monkeypatch, bench_scoring.NerModel, "predict", predict_threads)
+        _threads_seen_in(monkeypatch, bench_scoring.NerModel, "predict", predict_threads, only_with="workers")  # the timed calls
         bench_scoring.bench_scoring(model, texts, reps=1, workers=2)
         bench_scoring.bench_one_record(model, texts[0], n=2, workers=2)
         assert predict_threads and set(predict_threads) == {1}
@@ -85,3 +91,11 @@ def test_each_section_runs_with_the_torch_threads_its_numbers_are_for(monkeypatc
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(1)
+
+
+def test_the_model_benchmarks_run_without_the_serving_stack_loaded() -> None:
+    """With flask, the store and requests imported, the GC's passes over their objects slow the scoring
+    numbers by about a quarter: ``lasl bench`` without ``--server`` must not import them."""
+    code = "import sys, lasl_backend.devtools.bench; print(sorted(m for m in ('flask', 'requests', 'lasl_backend.serving') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
