@@ -9,6 +9,8 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip --disable-pip-version-check
 LASL    := $(VENV)/bin/lasl
 STAMP   := $(VENV)/.installed
+# the extras of pyproject.toml that a development checkout installs (the Docker image installs none)
+EXTRAS  ?= dev,bench,sim,pretrained
 
 DATA ?= ../shared/data/ccks2019
 OUT  ?= runs/ccks2019-char
@@ -19,27 +21,35 @@ PORT ?= 9090
 E2E  ?= 1
 PYTEST_ARGS ?=
 
+# Every tool that starts Label Studio (the e2e tests, the demo, `lasl bench --server`) takes its venv from
+# LASL_LS_VENV (else ./.ls-venv): here, the repository's.
+export LASL_LS_VENV := $(abspath $(LS_VENV))
+
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-unit test-e2e train-eval serve demo ls-venv bench
 
 help:
-	@echo "setup       create $(VENV) and install requirements + the package (idempotent)"
+	@echo "setup       create $(VENV): the pinned requirements, then the package editable with [$(EXTRAS)] (idempotent)"
+	@echo "serve       the ML backend on $(HOST):$(PORT) with the default model, the char Bi-LSTM-CRF that learns"
+	@echo "            from the project's annotations (settings from the environment: LABEL_STUDIO_URL, ...)"
 	@echo "test        unit tests, then the e2e suite against a real Label Studio (E2E=0 skips it)"
-	@echo "train-eval  train on $(DATA)/train.jsonl into $(OUT), evaluate on $(DATA)/test.jsonl"
-	@echo "serve       run the ML backend on $(HOST):$(PORT)"
 	@echo "demo        Label Studio + backend + a synthetic EMR project (Ctrl-C stops both)"
-	@echo "ls-venv     install label-studio 1.23.2 into $(LS_VENV) (~1 GB, ~90 s)"
+	@echo "train-eval  train on $(DATA)/train.jsonl into $(OUT), evaluate on $(DATA)/test.jsonl"
 	@echo "bench       inference/training benchmarks"
+	@echo "ls-venv     install label-studio 1.23.2 into $(LS_VENV) (~1 GB, ~90 s)"
 
 setup: $(STAMP)
 
 # The stamp is rebuilt only when a requirements file, pyproject.toml, setup.py or the C CRF kernel changes,
-# so `make setup` is fast. `pip install -e .` compiles the kernel in place (optional: no compiler, numpy kernel).
+# so `make setup` is fast. The exact pins go first; the editable install then finds its ranges satisfied
+# (the pins are constraints: a range that excludes a pin fails here instead of moving a version).
+# `pip install -e .` compiles the C kernel in place (optional: without a compiler the numpy kernel runs).
 # torch is pinned in requirements.txt (the CPU build on this disk); never let pip pick an unpinned torch.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.py lasl_backend/crf/_crfkernel.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt -r requirements-dev.txt
-	$(PIP) install --no-deps -e .
+	$(PIP) install -c requirements.txt -c requirements-dev.txt -e '.[$(EXTRAS)]'
+	@$(PY) -c "from lasl_backend.crf import kernel_name; print('CRF kernel:', kernel_name())"
 	@touch $@
 
 # pytest exits 5 when it collects nothing: say so and fail, never pass silently. $(1) is a -m marker expression.

@@ -4,7 +4,7 @@
 //   apt-get install -y chromium fonts-noto-cjk fonts-noto-color-emoji   # Debian's Chromium; without the
 //                                                    # CJK font every Chinese character renders as a box
 //   mkdir -p /tmp/shot && (cd /tmp/shot && npm init -y && npm install playwright-core@1)
-//   .venv/bin/python -m lasl_backend.demo &          # prints URL, login and API token; wait for training
+//   make demo &   # or: python -m lasl_backend.devtools.demo; prints URL, login and API token; wait for training
 //   LS_URL=http://127.0.0.1:8080 LS_USER=demo@example.com LS_PASS=<password> LS_TOKEN=<token> \
 //     NODE_PATH=/tmp/shot/node_modules node scripts/screenshot.mjs
 //

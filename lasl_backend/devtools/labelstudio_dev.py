@@ -1,58 +1,61 @@
-"""Install and run a REAL Label Studio 1.23.2 for end-to-end tests and the demo.
+"""Install and run a REAL Label Studio 1.23.2 for end-to-end tests, benchmarks and the demo.
 
-Why a real server: the ML-backend protocol has traps that only the real server shows (legacy tokens off by
-default, the SSRF block on 127.0.0.1, the auto-created webhook, silent port changes; PROTOCOL.md §0, §2, §8).
-Label Studio lives in its own venv (``.ls-venv``, ~1 GB) because its pins (Django, pandas, boto3, ...) must
-not leak into the backend's environment.
+Why a real server: the ML-backend protocol has traps that only the real server shows: legacy tokens are off
+by default, an ML backend on 127.0.0.1 is blocked (SSRF protection), the webhook it needs is created only when
+both ``ML_BLOCK_LOCAL_IP`` and ``SSRF_PROTECTION_ENABLED`` are off, and a busy port makes it move to the next
+one silently (docs/serving.md, "Label Studio facts"). Label Studio lives in its own venv (~1 GB) because its
+pins (Django, pandas, boto3, ...) must not leak into the backend's environment.
 
-Manual check (installs ``.ls-venv`` on first use, ~90 s; then ~40 s for the first start)::
+Where that venv is: ``$LASL_LS_VENV``, else ``.ls-venv`` in the current directory (``make`` passes the
+repository's), so the tools work the same from an installed package as from a checkout.
 
-    .venv/bin/python -m lasl_backend.devtools.labelstudio_dev check
+Manual check (installs the venv on first use, ~90 s; then ~40 s for the first start)::
+
+    python -m lasl_backend.devtools.labelstudio_dev check
+    python -m lasl_backend.devtools.labelstudio_dev install [VENV_DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
+from .processes import free_port, http_json, port_is_free, start_process_group, stop_process_group, wait_http_ok
+
 __all__ = [
-    "DEFAULT_LS_VENV",
     "LS_SDK_VERSION",
+    "LS_VENV_ENV",
     "LS_VERSION",
     "LabelStudioServer",
     "connect_backend",
     "create_project",
+    "default_ls_venv",
     "ensure_ls_venv",
     "free_port",
     "ner_label_config",
-    "port_is_free",
     "sdk_client",
-    "start_process_group",
-    "stop_process_group",
     "wait_http_ok",
 ]
 
 LS_VERSION = "1.23.2"
 LS_SDK_VERSION = "2.1.2"  # the pin label-studio 1.23.2 itself uses, and the backend's pin
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_LS_VENV = REPO_ROOT / ".ls-venv"
+#: the environment variable that names Label Studio's venv
+LS_VENV_ENV = "LASL_LS_VENV"
 _STAMP = ".lasl-installed"
 
 
@@ -63,16 +66,20 @@ def _log(msg: str) -> None:
 # --------------------------------------------------------------------------------------------- install
 
 
-def ensure_ls_venv(path: Path = DEFAULT_LS_VENV, python: str | None = None) -> Path:
-    """Return ``path`` after making sure it is a venv with label-studio 1.23.2 (installs it if missing).
+def default_ls_venv() -> Path:
+    """Label Studio's venv: ``$LASL_LS_VENV``, else ``.ls-venv`` in the current directory."""
+    return Path(os.environ.get(LS_VENV_ENV) or ".ls-venv").absolute()
 
-    A lock file beside the venv serialises concurrent callers (pytest-xdist workers, the demo and a test run),
+
+def ensure_ls_venv(path: Path | None = None, python: str | None = None) -> Path:
+    """Return ``path`` (default :func:`default_ls_venv`) after making sure it is a venv with label-studio
+    1.23.2, installing it if missing.
+
+    A lock file inside the venv serialises concurrent callers (pytest-xdist workers, the demo and a test run),
     and a stamp written only after a successful install makes an interrupted install retry instead of passing.
     """
-    path = Path(path).absolute()
-    exe = path / "bin" / "label-studio"
-    stamp = path / _STAMP
-    if exe.exists() and stamp.exists():
+    path = Path(path).absolute() if path is not None else default_ls_venv()
+    if _installed(path):
         return path
     # The lock lives inside the venv dir (ignored by git); `python -m venv` accepts an existing dir.
     path.mkdir(parents=True, exist_ok=True)
@@ -81,130 +88,33 @@ def ensure_ls_venv(path: Path = DEFAULT_LS_VENV, python: str | None = None) -> P
         _log(f"waiting for the install lock {lock_path} ...")
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if exe.exists() and stamp.exists():  # another caller finished while we waited
-                return path
-            t0 = time.monotonic()
-            if not (path / "bin" / "python").exists():
-                _log(f"creating venv {path}")
-                # The base interpreter, so the LS venv does not depend on the backend's venv.
-                base = python or getattr(sys, "_base_executable", None) or sys.executable
-                subprocess.run([base, "-m", "venv", str(path)], check=True)
-            pip = [str(path / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
-            _log(f"installing label-studio=={LS_VERSION} into {path} (~90 s, ~1 GB) ...")
-            subprocess.run(
-                [*pip, "install", "-q", f"label-studio=={LS_VERSION}", f"label-studio-sdk=={LS_SDK_VERSION}"],
-                check=True,
-            )
-            if not exe.exists():
-                raise RuntimeError(f"label-studio installed but {exe} is missing")
-            stamp.write_text(f"label-studio=={LS_VERSION}\n")
-            _log(f"label-studio ready in {time.monotonic() - t0:.0f} s")
+            if not _installed(path):  # another caller may have finished while we waited
+                _install(path, python)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return path
 
 
-# ---------------------------------------------------------------------------------------- processes
+def _installed(path: Path) -> bool:
+    return (path / "bin" / "label-studio").exists() and (path / _STAMP).exists()
 
 
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True if nothing listens on ``host:port`` and we could bind it (LS silently moves off busy ports)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        # SO_REUSEADDR as servers use it: a port left in TIME_WAIT by a stopped server counts as free.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
-    """``preferred`` if it is free, else a port the kernel hands out."""
-    if preferred is not None and port_is_free(preferred, host):
-        return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def http_json(url: str, timeout: float = 2.0, headers: Mapping[str, str] | None = None) -> Any:
-    """GET ``url`` and decode JSON (stdlib only, so it works before the SDK is importable)."""
-    req = urllib.request.Request(url, headers=dict(headers or {}))
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read().decode("utf-8"))
-
-
-def wait_http_ok(
-    url: str,
-    timeout: float,
-    proc: subprocess.Popen[bytes] | None = None,
-    expect: Mapping[str, Any] | None = None,
-    log_path: Path | None = None,
-    fail_fast: Callable[[], str | None] | None = None,
-) -> Any:
-    """Poll ``url`` until it answers JSON (containing ``expect`` if given).
-
-    Fails early if ``proc`` dies or ``fail_fast()`` returns a reason, instead of waiting out the timeout.
-    """
-    deadline = time.monotonic() + timeout
-    last_err: str = "no answer yet"
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} was up{_tail(log_path)}")
-        reason = fail_fast() if fail_fast else None
-        if reason:
-            raise RuntimeError(f"{reason}{_tail(log_path)}")
-        try:
-            body = http_json(url, timeout=2.0)
-            if expect is None or (isinstance(body, dict) and all(body.get(k) == v for k, v in expect.items())):
-                return body
-            last_err = f"unexpected answer {body!r}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            last_err = str(exc)
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} not up after {timeout:.0f} s ({last_err}){_tail(log_path)}")
-
-
-def _tail(log_path: Path | None, n: int = 40) -> str:
-    if log_path is None or not Path(log_path).exists():
-        return ""
-    lines = Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()[-n:]
-    return f"\n--- last {len(lines)} lines of {log_path} ---\n" + "\n".join(lines)
-
-
-def start_process_group(
-    argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own session, logging to ``log_path``, so it and its children can be killed together."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
-        return subprocess.Popen(
-            list(argv),
-            env=dict(env),
-            cwd=str(cwd) if cwd else None,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # pgid == pid: killpg reaches the real server, not a wrapper
-        )
-
-
-def stop_process_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM the process group of ``proc``, then SIGKILL after ``grace`` seconds."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
+def _install(path: Path, python: str | None) -> None:
+    """Create the venv with the base interpreter (so it does not depend on the backend's venv) and install
+    label-studio into it; the stamp comes last."""
+    t0 = time.monotonic()
+    if not (path / "bin" / "python").exists():
+        _log(f"creating venv {path}")
+        base = python or getattr(sys, "_base_executable", None) or sys.executable
+        subprocess.run([base, "-m", "venv", str(path)], check=True)
+    pip = [str(path / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    _log(f"installing label-studio=={LS_VERSION} into {path} (~90 s, ~1 GB) ...")
+    subprocess.run([*pip, "install", "-q", f"label-studio=={LS_VERSION}", f"label-studio-sdk=={LS_SDK_VERSION}"], check=True)
+    exe = path / "bin" / "label-studio"
+    if not exe.exists():
+        raise RuntimeError(f"label-studio installed but {exe} is missing")
+    (path / _STAMP).write_text(f"label-studio=={LS_VERSION}\n")
+    _log(f"label-studio ready in {time.monotonic() - t0:.0f} s")
 
 
 # ----------------------------------------------------------------------------------------- server
@@ -222,7 +132,7 @@ class LabelStudioServer:
         self,
         data_dir: Path,
         *,
-        ls_venv: Path = DEFAULT_LS_VENV,
+        ls_venv: Path | None = None,
         port: int | None = None,
         username: str = "admin@example.com",
         password: str | None = None,
@@ -232,7 +142,7 @@ class LabelStudioServer:
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
-        self.ls_venv = Path(ls_venv).absolute()
+        self.ls_venv = Path(ls_venv).absolute() if ls_venv is not None else default_ls_venv()
         self.port = free_port(port)
         self.username = username
         self.password = password or secrets.token_urlsafe(12)
@@ -250,7 +160,8 @@ class LabelStudioServer:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        """Environment for ``label-studio start`` (PROTOCOL.md §2): offline, legacy tokens, no SSRF block."""
+        """Environment for ``label-studio start``: offline, legacy tokens on, no SSRF block, so that an ML
+        backend on 127.0.0.1 and its auto-created webhook work (docs/serving.md, "Label Studio facts")."""
         env = dict(os.environ)
         for key in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):  # keep the backend's venv out of LS
             env.pop(key, None)
@@ -304,7 +215,7 @@ class LabelStudioServer:
         return self
 
     def _port_moved(self) -> str | None:
-        """LS silently takes the next port if ours got busy in the meantime (PROTOCOL.md §8.10): detect it."""
+        """Label Studio silently takes the next port if ours got busy in the meantime: detect it."""
         try:
             with open(self.log_path, "rb") as fh:
                 fh.seek(self._log_offset)  # only this start's lines: the log is appended across restarts
@@ -386,7 +297,7 @@ def connect_backend(url: str, token: str, project_id: int, backend_url: str, tit
     """Connect an ML backend to a project and verify its auto-created webhook; returns the ML backend id.
 
     Why verify: with only ``ML_BLOCK_LOCAL_IP=false`` LS saves the backend but silently creates no webhook
-    (PROTOCOL.md §0), and the backend then never hears about annotations.
+    (docs/serving.md, "Label Studio facts"), and the backend then never hears about annotations.
     """
     ls = sdk_client(url, token)
     backend_url = backend_url.rstrip("/")
@@ -447,9 +358,9 @@ def _stub_backend() -> Iterator[str]:
         srv.server_close()
 
 
-def _check() -> int:
+def _check(venv: Path | None = None) -> int:
     """Install LS if needed, start it in a temp dir, create a project, connect a stub backend, annotate once."""
-    venv = ensure_ls_venv(DEFAULT_LS_VENV)
+    venv = ensure_ls_venv(venv)
     with (
         tempfile.TemporaryDirectory(prefix="lasl-ls-check-") as tmp,
         LabelStudioServer(Path(tmp), ls_venv=venv) as ls,
@@ -459,21 +370,7 @@ def _check() -> int:
         texts = ["😀患者诊断为肺腺癌，予顺铂化疗。", "𠀀否认高血压病史。"]
         pid = create_project(ls.url, ls.token, "labelstudio_dev check", config, texts)
         ml_id = connect_backend(ls.url, ls.token, pid, backend_url, "stub")
-        client = sdk_client(ls.url, ls.token)
-        task = next(iter(client.tasks.list(project=pid, page_size=10)))
-        text = task.data["text"]
-        start = text.index("肺腺癌")
-        client.annotations.create(
-            id=task.id,
-            result=[
-                {
-                    "from_name": "label",
-                    "to_name": "text",
-                    "type": "labels",
-                    "value": {"start": start, "end": start + 3, "text": "肺腺癌", "labels": ["疾病和诊断"]},
-                }
-            ],
-        )
+        _annotate_first_task(sdk_client(ls.url, ls.token), pid)
         actions = [e.get("action") for e in _StubBackend.events]
         print(json.dumps({"url": ls.url, "project": pid, "ml_backend": ml_id, "webhook_events": actions}))
         if "ANNOTATION_CREATED" not in actions:
@@ -483,11 +380,27 @@ def _check() -> int:
     return 0
 
 
+def _annotate_first_task(client: Any, pid: int) -> None:
+    """Label 肺腺癌 in the first task: Label Studio then sends ANNOTATION_CREATED to the webhook."""
+    task = next(iter(client.tasks.list(project=pid, page_size=10)))
+    start = task.data["text"].index("肺腺癌")
+    region = {"start": start, "end": start + 3, "text": "肺腺癌", "labels": ["疾病和诊断"]}
+    client.annotations.create(id=task.id, result=[{"from_name": "label", "to_name": "text", "type": "labels", "value": region}])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lasl_backend.devtools.labelstudio_dev", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("check", help="start Label Studio in a temp dir and connect a stub backend to a project")
+    c.add_argument("--ls-venv", type=Path, default=None, help=f"Label Studio's venv (default ${LS_VENV_ENV}, else ./.ls-venv)")
+    i = sub.add_parser("install", help="install label-studio into VENV_DIR and print its path")
+    i.add_argument("venv", nargs="?", type=Path, default=None, metavar="VENV_DIR", help=f"default ${LS_VENV_ENV}, else ./.ls-venv")
+    args = p.parse_args(argv)
+    if args.command == "check":
+        return _check(args.ls_venv)
+    print(ensure_ls_venv(args.venv))
+    return 0
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["check"]:
-        raise SystemExit(_check())
-    if sys.argv[1:2] == ["install"] and len(sys.argv) <= 3:
-        print(ensure_ls_venv(Path(sys.argv[2]) if len(sys.argv) == 3 else DEFAULT_LS_VENV))
-        raise SystemExit(0)
-    print("usage: python -m lasl_backend.devtools.labelstudio_dev {check | install [VENV_DIR]}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(main())

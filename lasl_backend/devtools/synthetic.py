@@ -6,7 +6,8 @@ sentence template and slot word below was written for this module; nothing is ta
 
 The generator exercises the things that break NER pipelines: adjacent entities, Latin/digit runs
 (``4*2.8*2.5CM``, ``HbA1c``), full-width punctuation and spaces, and astral characters (😀, 𠀀)
-*before* entities, so code-point vs UTF-16 offset bugs show up (see PROTOCOL.md §0).
+*before* entities, so code-point vs UTF-16 offset bugs show up (Label Studio counts code points, like
+Python's ``str``: docs/serving.md, "Label Studio facts").
 
 Offsets are Python ``str`` (code point) indices, end-exclusive, and every entity is checked with
 ``text[start:end] == surface`` while it is built.
@@ -19,7 +20,7 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 
-from lasl_backend.data import Entity, Record
+from ..data import Entity, Record
 
 __all__ = ["LABELS", "SLOTS", "demo_records", "make_record", "make_records"]
 

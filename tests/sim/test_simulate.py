@@ -11,6 +11,9 @@ import pytest
 from lasl_backend.cli import main
 from lasl_backend.data import write_jsonl
 from lasl_backend.devtools.synthetic import make_records
+from lasl_backend.sim.plots import curves, plot_curves
+
+from .pixels import curve_pixels
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,10 @@ def test_simulate_writes_results_and_resumes(data_dir, tmp_path):
         assert int(r["labeled_records"]) == 2 * (int(r["round"]) + 1)  # 10% of 20 at start, +10% per round
         assert float(r["labeled_fraction"]) == pytest.approx(int(r["labeled_records"]) / 20)
         assert 0.0 <= float(r["f1"]) <= 1.0
-    assert (out / "learning_curves.png").stat().st_size > 1000
+    # the figure is drawn from these rows; lasl's curve comes last, on top (random's may lie under it here)
+    plotted = json.loads((out / "results.json").read_text())["rows"]
+    assert {c.strategy: len(c.mean) for c in curves(plotted)} == {"random": 2, "lasl": 2}
+    assert curve_pixels(out / "learning_curves.png")["lasl"]
     # the initial random set is shared by all strategies of a seed
     st = {s: json.loads((out / "state" / f"{s}-s0" / "state.json").read_text()) for s in ("random", "lasl")}
     assert st["random"]["rows"][0]["labeled_chars"] == st["lasl"]["rows"][0]["labeled_chars"]
@@ -111,17 +117,16 @@ def test_tod_compares_two_different_models(data_dir, tmp_path):
 
 
 def test_learning_curves_draw_a_matrix_that_is_part_way_through(tmp_path):
-    """Seed 1 has reached fewer rounds than seed 0: the plot must still be drawn (those rounds dotted)."""
-    from lasl_backend.sim.simulate import plot_curves
-
+    """Seed 1 has reached fewer rounds than seed 0: the plot must still be drawn, every strategy's curve in
+    both panels."""
     rows = [
         {"strategy": s, "seed": seed, "round": t, "labeled_fraction": (t + 1) / 100, "labeled_chars": 400 * (t + 1),
-         "f1": 0.5 + 0.01 * t + 0.005 * seed}
+         "f1": 0.5 + 0.01 * t + 0.005 * seed + (0.05 if s == "lasl" else 0.0)}
         for s in ("random", "lasl") for seed in (0, 1) for t in range(6 if seed == 0 else 3)
     ]
     path = tmp_path / "curves.png"
     plot_curves(rows, path, full_f1=0.6)
-    assert path.stat().st_size > 1000
+    assert curve_pixels(path) == {"random": True, "lasl": True}
 
 
 def test_the_lpn_size_is_a_setting_of_the_directory(data_dir, tmp_path, capsys):
@@ -140,3 +145,19 @@ def test_the_lpn_size_is_a_setting_of_the_directory(data_dir, tmp_path, capsys):
     (out / "settings.json").write_text(json.dumps(settings))
     assert main(base) == 2
     assert main(base[:-1] + ["2"]) == 0
+
+
+def test_curves_are_the_mean_and_std_over_the_seeds_that_reached_each_round():
+    rows = [
+        {"strategy": "lasl", "seed": 0, "round": 0, "labeled_fraction": 0.01, "labeled_chars": 1000, "f1": 0.50},
+        {"strategy": "lasl", "seed": 1, "round": 0, "labeled_fraction": 0.01, "labeled_chars": 3000, "f1": 0.60},
+        {"strategy": "lasl", "seed": 0, "round": 1, "labeled_fraction": 0.02, "labeled_chars": 2000, "f1": 0.70},
+        {"strategy": "random", "seed": 0, "round": 0, "labeled_fraction": 0.01, "labeled_chars": 1000, "f1": 0.40},
+    ]
+    random, lasl = curves(rows)  # in STRATEGY_MODELS order, whatever the rows' order
+    assert (random.strategy, lasl.strategy) == ("random", "lasl")
+    assert lasl.n_seeds == 2 and lasl.full.tolist() == [True, False]  # round 1: one seed of two so far
+    assert lasl.mean.tolist() == pytest.approx([0.55, 0.70]) and lasl.std.tolist() == pytest.approx([0.05, 0.0])
+    assert lasl.x["labeled_fraction"].tolist() == pytest.approx([1.0, 2.0])  # percent
+    assert lasl.x["labeled_chars"].tolist() == pytest.approx([2.0, 2.0])  # thousands, mean over the seeds
+    assert "dotted: fewer" in lasl.label and random.label == "random (1 seed)"

@@ -1,11 +1,11 @@
-#!/usr/bin/env python3
-"""Load benchmark (issue 5, "Load"): C concurrent clients x R ``POST /predict`` calls against the real
-gunicorn server on loopback, while a training run swaps the model. Not a timed test: it reports.
+"""Load benchmark (docs/operations.md, "Load"): C concurrent clients x R ``POST /predict`` calls against the
+real gunicorn server on loopback, while a training run swaps the model. Not a timed test: it reports.
 
-    .venv/bin/python scripts/load_test.py --out docs/results/load_test.json
+    python -m lasl_backend.devtools.load_test --out docs/results/load_test.json
 
-By default it starts its own stack on 127.0.0.1: a real Label Studio 1.23.2 (``.ls-venv``, temp data dir)
-with a project of annotated and unlabeled synthetic EMR tasks, and ``.venv/bin/lasl serve`` with
+By default it starts its own stack on 127.0.0.1: a real Label Studio 1.23.2 (its venv from ``$LASL_LS_VENV``,
+else ``./.ls-venv``; temp data dir) with a project of annotated and unlabeled synthetic EMR tasks, and
+``lasl serve`` of this installation with
 ``BASIC_AUTH_USER``/``BASIC_AUTH_PASS`` set (every /predict carries them) and ``LASL_TORCH_THREADS=1``.
 It trains version 1 first (START_TRAINING through the backend's ``/webhook`` with basic auth, as Label
 Studio's "Start training" sends it), then runs the load and, once ``--train-at`` of the requests are done,
@@ -28,44 +28,33 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from ..data import Record
+from .backend_process import BackendProcess
+from .clients import HttpClient, LSApi, project_metrics
+from .labelstudio_dev import LS_VERSION, LabelStudioServer, ensure_ls_venv, ner_label_config
+from .measure import loadavg, percentiles
+from .payloads import LABELS6, annotated_task, check_predict_response, predict_body
+from .synthetic import make_records
 
-from lasl_backend.devtools.bench_server import (  # noqa: E402
-    LABELS6,
-    BackendProcess,
-    HttpClient,
-    LSApi,
-    annotated_task,
-    check_predict_response,
-    loadavg,
-    percentiles,
-    predict_body,
-)
-from lasl_backend.devtools.labelstudio_dev import LabelStudioServer, ensure_ls_venv, ner_label_config  # noqa: E402
+Auth = tuple[str, str] | None
 
 
 def log(msg: str) -> None:
     print(f"[load-test {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def metrics(url: str, pid: int, auth: tuple[str, str] | None) -> dict[str, Any]:
-    c = HttpClient(url, auth=auth, timeout=30)
-    try:
-        return c.json("GET", "/metrics")["projects"].get(str(pid), {})
-    finally:
-        c.close()
-
-
-def start_training(url: str, pid: int, cfg: str, auth: tuple[str, str] | None) -> dict[str, Any]:
+def start_training(url: str, pid: int, cfg: str, auth: Auth) -> dict[str, Any]:
+    """START_TRAINING to the backend's /webhook, as Label Studio's "Start training" sends it."""
     c = HttpClient(url, auth=auth, timeout=30)
     try:
         return c.json("POST", "/webhook", {"action": "START_TRAINING", "project": {"id": pid, "label_config": cfg}})
@@ -73,13 +62,13 @@ def start_training(url: str, pid: int, cfg: str, auth: tuple[str, str] | None) -
         c.close()
 
 
-def wait_trained(url: str, pid: int, auth: tuple[str, str] | None, runs_ok: int, deadline_s: float) -> dict[str, Any]:
+def wait_trained(url: str, pid: int, auth: Auth, runs_ok: int, deadline_s: float) -> dict[str, Any]:
     """Poll /metrics until the project has ``runs_ok`` successful runs (or raise)."""
     t0 = time.monotonic()
     n = 0
     while time.monotonic() - t0 < deadline_s and n < 100_000:
         n += 1
-        m = metrics(url, pid, auth)
+        m = project_metrics(url, pid, auth)
         tr = m.get("training", {})
         if tr.get("runs_ok", 0) >= runs_ok and tr.get("status") != "running":
             return m
@@ -94,7 +83,7 @@ def wait_trained(url: str, pid: int, auth: tuple[str, str] | None, runs_ok: int,
 class Load:
     """The clients, the trigger, and what they saw."""
 
-    def __init__(self, args: argparse.Namespace, url: str, pid: int, cfg: str, texts: list[str], auth: tuple[str, str] | None) -> None:
+    def __init__(self, args: argparse.Namespace, url: str, pid: int, cfg: str, texts: list[str], auth: Auth) -> None:
         self.args, self.url, self.pid, self.cfg, self.texts, self.auth = args, url, pid, cfg, texts, auth
         self.lock = threading.Lock()
         self.lat: list[float] = []
@@ -108,35 +97,38 @@ class Load:
         self.deadline = 0.0
         self.trigger_at: float | None = None
         self.trigger_answer: Any = None
-        self.swap_seen_at: float | None = None
 
     def client(self, k: int) -> None:
+        """Client ``k``: its share of the requests, one at a time on one keep-alive connection."""
         c = HttpClient(self.url, auth=self.auth, timeout=120)
         try:
             for i in range(self.args.requests):
                 if time.monotonic() > self.deadline:
                     break
-                text = self.texts[(k * self.args.requests + i) % len(self.texts)]
-                body = json.dumps(predict_body(self.pid, [text], self.cfg, first_id=k * 1_000_000 + i), ensure_ascii=False).encode()
-                try:
-                    status, raw, dt = c.request("POST", "/predict", body)
-                    err, vs = check_predict_response(status, raw, [text], LABELS6)
-                except Exception as exc:  # noqa: BLE001 - a transport failure is an error to count
-                    dt, err, vs, raw = float("nan"), f"transport_{type(exc).__name__}", [], b""
-                now = time.monotonic() - self.t0
-                with self.lock:
-                    self.done += 1
-                    if err:
-                        self.errors[err] = self.errors.get(err, 0) + 1
-                        if len(self.error_examples) < 10:
-                            self.error_examples.append(f"{err}: {raw[:200]!r}")
-                    else:
-                        self.lat.append(dt)
-                    for v in vs:
-                        self.versions[v] = self.versions.get(v, 0) + 1
-                        self.first_seen.setdefault(v, round(now, 3))
+                self._one_request(c, k, i)
         finally:
             c.close()
+
+    def _one_request(self, c: HttpClient, k: int, i: int) -> None:
+        text = self.texts[(k * self.args.requests + i) % len(self.texts)]
+        body = json.dumps(predict_body(self.pid, [text], self.cfg, first_id=k * 1_000_000 + i), ensure_ascii=False).encode()
+        try:
+            status, raw, dt = c.request("POST", "/predict", body)
+            err, vs = check_predict_response(status, raw, [text], LABELS6)
+        except Exception as exc:  # noqa: BLE001 - a transport failure is an error to count
+            dt, err, vs, raw = float("nan"), f"transport_{type(exc).__name__}", [], b""
+        now = time.monotonic() - self.t0
+        with self.lock:
+            self.done += 1
+            if err:
+                self.errors[err] = self.errors.get(err, 0) + 1
+                if len(self.error_examples) < 10:
+                    self.error_examples.append(f"{err}: {raw[:200]!r}")
+            else:
+                self.lat.append(dt)
+            for v in vs:
+                self.versions[v] = self.versions.get(v, 0) + 1
+                self.first_seen.setdefault(v, round(now, 3))
 
     def trigger(self) -> None:
         """Send START_TRAINING once ``train_at`` of the requests are done (if asked)."""
@@ -158,6 +150,7 @@ class Load:
         log(f"START_TRAINING sent at {self.trigger_at} s of the load: {self.trigger_answer}")
 
     def run(self) -> dict[str, Any]:
+        """Start the clients and the trigger, report progress every 15 s, and return what they saw."""
         self.t0 = time.monotonic()
         self.deadline = self.t0 + self.args.deadline
         threads = [threading.Thread(target=self.client, args=(k,), name=f"client-{k}", daemon=True) for k in range(self.args.clients)]
@@ -176,10 +169,11 @@ class Load:
         for t in threads:
             t.join(1)
         trig.join(1)
-        wall = time.monotonic() - self.t0
-        load_after = loadavg()
+        return self.result(time.monotonic() - self.t0, load_before, loadavg())
+
+    def result(self, wall: float, load_before: list[float], load_after: list[float]) -> dict[str, Any]:
+        """The load's numbers: counts, throughput, latency percentiles (ms), errors, versions served."""
         p = {k: round(v * 1000, 1) for k, v in percentiles(self.lat).items()}
-        n_err = sum(self.errors.values())
         return {
             "clients": self.args.clients,
             "requests_per_client": self.args.requests,
@@ -191,7 +185,7 @@ class Load:
             "latency_p95_ms": p["p95"],
             "latency_p99_ms": p["p99"],
             "latency_max_ms": round(max(self.lat) * 1000, 1) if self.lat else None,
-            "errors": n_err,
+            "errors": sum(self.errors.values()),
             "errors_by_kind": self.errors,
             "error_examples": self.error_examples,
             "model_versions_served": self.versions,
@@ -203,8 +197,8 @@ class Load:
         }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m lasl_backend.devtools.load_test", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="write the JSON results here")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=1000, help="/predict calls per client")
@@ -219,20 +213,76 @@ def main() -> int:
     ap.add_argument("--backend-url", default=None, help="hit this running backend instead of starting one")
     ap.add_argument("--project", type=int, default=None, help="project id (with --backend-url)")
     ap.add_argument("--auth", default=None, help="user:pass for --backend-url")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not 1 <= args.clients <= 64 or not 1 <= args.requests <= 100_000:
         ap.error("--clients must be in [1, 64] and --requests in [1, 100000]")
     if args.backend_url and args.project is None:
         ap.error("--backend-url needs --project")
+    return args
 
-    import signal
 
-    def _stop(signum: int, frame: Any) -> None:  # SIGTERM (e.g. `timeout`): leave through the ExitStack,
-        raise SystemExit(f"stopped by signal {signum}")  # which stops Label Studio and the backend
+def backend_env(ls: LabelStudioServer, auth: tuple[str, str], train_env: str) -> dict[str, str]:
+    """The self-started backend's settings: talk to ``ls``, basic auth on, no training by annotation count,
+    and ``train_env`` ("K=V,K=V") on top."""
+    env = {"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token, "BASIC_AUTH_USER": auth[0], "BASIC_AUTH_PASS": auth[1],
+           "LASL_TRAIN_EVERY": "1000000", "LASL_RETRY_BACKOFF_S": "1"}
+    for kv in filter(None, train_env.split(",")):
+        k, _, v = kv.partition("=")
+        env[k.strip()] = v.strip()
+    return env
 
+
+def _self_started_stack(stack: ExitStack, args: argparse.Namespace, recs: list[Record], cfg: str,
+                        report: dict[str, Any]) -> tuple[str, int, tuple[str, str], BackendProcess]:
+    """Label Studio with the project, the backend with basic auth, and version 1 trained; (url, project, auth, backend)."""
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lasl-load-")))
+    ls = stack.enter_context(LabelStudioServer(tmp / "ls", ls_venv=ensure_ls_venv()))
+    api = LSApi(ls.url, ls.token)
+    pid = api.create_project("load test", cfg)
+    tasks = [annotated_task(r.text, r.entities, LABELS6) for r in recs[: args.labeled]]
+    tasks += [{"data": {"text": r.text}} for r in recs[args.labeled : args.labeled + args.unlabeled]]
+    api.import_tasks(pid, tasks)
+    auth = ("lasl", secrets.token_urlsafe(16))
+    env = backend_env(ls, auth, args.train_env)
+    backend = stack.enter_context(BackendProcess(tmp / "models", tmp / "backend.log", env, threads=args.threads))
+    report["stack"] = {"self_started": True, "label_studio": f"{LS_VERSION} (SQLite, loopback)", "gunicorn_threads": args.threads,
+                       "backend_env": {k: v for k, v in env.items() if k.startswith("LASL_")} | {"LASL_TORCH_THREADS": "1", "BASIC_AUTH": "on"},
+                       "project_tasks": {"labeled": args.labeled, "unlabeled": args.unlabeled}}
+    log(f"training version 1 (START_TRAINING through /webhook with basic auth; {args.labeled} labeled tasks)")
+    t = time.monotonic()
+    start_training(backend.url, pid, cfg, auth)
+    m = wait_trained(backend.url, pid, auth, 1, 900)
+    report["version_1"] = {"version": m.get("model_version"), "train_run_s": round(time.monotonic() - t, 1)}
+    # the webhook takes START_TRAINING only with the backend's basic auth: an anonymous one must be refused
+    anon = HttpClient(backend.url, timeout=10)
+    report["anonymous_start_training_status"], _, _ = anon.request("POST", "/webhook", {"action": "START_TRAINING", "project": {"id": pid}})
+    anon.close()
+    return backend.url, pid, auth, backend
+
+
+def _training_during_load(url: str, pid: int, auth: Auth, before: dict[str, Any], res: dict[str, Any]) -> dict[str, Any]:
+    """Did the run started during the load finish, and when was its version first served?"""
+    try:
+        m = wait_trained(url, pid, auth, before.get("training", {}).get("runs_ok", 0) + 1, 600)
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "version_before": before.get("model_version"),
+        "version_after": m.get("model_version"),
+        "run_duration_s": m.get("training", {}).get("duration_s"),
+        "new_version_first_served_at_s": res["version_first_seen_s"].get(m.get("model_version")),
+        "swapped_during_load": m.get("model_version") in res["model_versions_served"],
+    }
+
+
+def _stop(signum: int, frame: Any) -> None:
+    """SIGTERM (e.g. `timeout`): leave through the ExitStack, which stops Label Studio and the backend."""
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
-    from lasl_backend.devtools.synthetic import make_records
-
     recs = make_records(max(args.labeled + args.unlabeled, 50), seed=21, mean_chars=418)
     texts = sorted((r.text for r in recs), key=lambda t: abs(len(t) - 400))[:200]
     cfg = ner_label_config(LABELS6)
@@ -241,67 +291,19 @@ def main() -> int:
                               "record_chars_mean": round(sum(len(t) for t in texts) / len(texts), 1)}
     t_start = time.monotonic()
     with ExitStack() as stack:
+        backend: BackendProcess | None = None
         if args.backend_url:
             url, pid = args.backend_url.rstrip("/"), args.project
-            auth = tuple(args.auth.split(":", 1)) if args.auth else None
+            auth: Auth = tuple(args.auth.split(":", 1)) if args.auth else None  # type: ignore[assignment]
             report["stack"] = {"backend": url, "self_started": False}
         else:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lasl-load-")))
-            ls = stack.enter_context(LabelStudioServer(tmp / "ls", ls_venv=ensure_ls_venv()))
-            api = LSApi(ls.url, ls.token)
-            pid = api.create_project("load test", cfg)
-            tasks = [annotated_task(r.text, r.entities, LABELS6) for r in recs[: args.labeled]]
-            tasks += [{"data": {"text": r.text}} for r in recs[args.labeled : args.labeled + args.unlabeled]]
-            api.import_tasks(pid, tasks)
-            auth = ("lasl", secrets.token_urlsafe(16))
-            env = {"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token, "BASIC_AUTH_USER": auth[0], "BASIC_AUTH_PASS": auth[1],
-                   "LASL_TRAIN_EVERY": "1000000", "LASL_RETRY_BACKOFF_S": "1"}
-            for kv in filter(None, args.train_env.split(",")):
-                k, _, v = kv.partition("=")
-                env[k.strip()] = v.strip()
-            backend = stack.enter_context(BackendProcess(tmp / "models", tmp / "backend.log", env, threads=args.threads))
-            url = backend.url
-            report["stack"] = {"self_started": True, "label_studio": "1.23.2 (SQLite, loopback)", "gunicorn_threads": args.threads,
-                               "backend_env": {k: v for k, v in env.items() if k.startswith("LASL_")} | {"LASL_TORCH_THREADS": "1", "BASIC_AUTH": "on"},
-                               "project_tasks": {"labeled": args.labeled, "unlabeled": args.unlabeled}}
-            log(f"training version 1 (START_TRAINING through /webhook with basic auth; {args.labeled} labeled tasks)")
-            t = time.monotonic()
-            start_training(url, pid, cfg, auth)
-            m = wait_trained(url, pid, auth, 1, 900)
-            report["version_1"] = {"version": m.get("model_version"), "train_run_s": round(time.monotonic() - t, 1)}
-            # an anonymous START_TRAINING must be refused (issue 4's webhook design): checked once, for the record
-            anon = HttpClient(url, timeout=10)
-            st, _, _ = anon.request("POST", "/webhook", {"action": "START_TRAINING", "project": {"id": pid}})
-            anon.close()
-            report["anonymous_start_training_status"] = st
-        # warm-up: the model is loaded on the first /predict
-        w = HttpClient(url, auth=auth, timeout=120)
-        for t in texts[:3]:
-            w.request("POST", "/predict", predict_body(pid, [t], cfg))
-        w.close()
-        before = metrics(url, pid, auth)
-        log(f"load: {args.clients} clients x {args.requests} /predict on {url} (project {pid}, version {before.get('model_version')})")
-        load = Load(args, url, pid, cfg, texts, auth)
-        res = load.run()
-        report["load"] = res
-        # after the load: did the run finish, and when did the swap happen?
-        if not args.no_train and res["training_triggered_at_s"] is not None:
-            try:
-                m = wait_trained(url, pid, auth, before.get("training", {}).get("runs_ok", 0) + 1, 600)
-                report["training_during_load"] = {
-                    "version_before": before.get("model_version"),
-                    "version_after": m.get("model_version"),
-                    "run_duration_s": m.get("training", {}).get("duration_s"),
-                    "new_version_first_served_at_s": res["version_first_seen_s"].get(m.get("model_version")),
-                    "swapped_during_load": m.get("model_version") in res["model_versions_served"],
-                }
-            except Exception as exc:  # noqa: BLE001
-                report["training_during_load"] = {"error": f"{type(exc).__name__}: {exc}"}
-        if not args.backend_url:
+            url, pid, auth, backend = _self_started_stack(stack, args, recs, cfg, report)
+        report.update(_load(args, url, pid, cfg, texts, auth))
+        if backend is not None:
             text = backend.log_text()
             report["backend_log"] = {"error_lines": sum(1 for ln in text.splitlines() if " ERROR " in ln),
                                      "tracebacks": text.count("Traceback"),
-                                     "basic_auth_password_in_log": auth[1] in text}
+                                     "basic_auth_password_in_log": bool(auth) and auth[1] in text}
     report["total_wall_s"] = round(time.monotonic() - t_start, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -310,6 +312,21 @@ def main() -> int:
         f"p95 {r['latency_p95_ms']} ms, p99 {r['latency_p99_ms']} ms, errors {r['errors']}; written {args.out}")
     print(json.dumps(report, ensure_ascii=False, indent=1))
     return 0 if r["errors"] == 0 else 1
+
+
+def _load(args: argparse.Namespace, url: str, pid: int, cfg: str, texts: list[str], auth: Auth) -> dict[str, Any]:
+    """Warm up (the model loads on the first /predict), run the load, then follow the run it triggered."""
+    w = HttpClient(url, auth=auth, timeout=120)
+    for t in texts[:3]:
+        w.request("POST", "/predict", predict_body(pid, [t], cfg))
+    w.close()
+    before = project_metrics(url, pid, auth)
+    log(f"load: {args.clients} clients x {args.requests} /predict on {url} (project {pid}, version {before.get('model_version')})")
+    res = Load(args, url, pid, cfg, texts, auth).run()
+    out: dict[str, Any] = {"load": res}
+    if not args.no_train and res["training_triggered_at_s"] is not None:
+        out["training_during_load"] = _training_during_load(url, pid, auth, before, res)
+    return out
 
 
 if __name__ == "__main__":

@@ -1,0 +1,91 @@
+"""What one (strategy, seed) run carries from round to round, and how it is kept on disk so that a killed
+simulation continues from its last finished round.
+
+``state/<strategy>-s<seed>/`` holds the latest model, the marginals TOD needs (of the latest model and of
+the one before it) and ``state.json`` (the rows so far and the labeled set). The model and marginals are
+written first and ``state.json`` last, so a crash in between leaves the previous round in force.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..ner import NerModel, RecordScore
+
+__all__ = ["RunState", "initial_state", "load_state", "save_state", "state_dir"]
+
+Marginals = list[np.ndarray]
+
+
+@dataclass
+class RunState:
+    labeled: list[int]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    model: NerModel | None = None
+    #: marginals of the latest model (the one that queries next) over every training record
+    last_marg: Marginals | None = None
+    #: marginals of the model before it: TOD compares the two
+    prev_marg: Marginals | None = None
+    #: (pool indices, scores) of the latest model on the pool, computed right after its training
+    pending: tuple[list[int], list[RecordScore]] | None = None
+
+    @property
+    def next_round(self) -> int:
+        return self.rows[-1]["round"] + 1 if self.rows else 0
+
+    def labeled_set(self) -> set[int]:
+        return set(self.labeled)
+
+    def push_marginals(self, marg: Marginals) -> None:
+        """The latest model's marginals become the previous model's; ``marg`` the latest's."""
+        self.prev_marg, self.last_marg = self.last_marg, marg
+
+
+def state_dir(out: Path, strategy: str, seed: int) -> Path:
+    return out / "state" / f"{strategy}-s{seed}"
+
+
+def initial_state(n_records: int, n_init: int, seed: int) -> RunState:
+    """Round 0's random labeled set: the same records for every strategy of one seed."""
+    return RunState(labeled=sorted(np.random.default_rng(seed).choice(n_records, n_init, replace=False).tolist()))
+
+
+def load_state(sdir: Path, device: str) -> RunState | None:
+    """The saved state of a run (model on ``device``), or None if the run has not finished a round."""
+    path = sdir / "state.json"
+    if not path.is_file():
+        return None
+    st = json.loads(path.read_text())
+    state = RunState(labeled=st["labeled"], rows=st["rows"])
+    if state.rows:
+        state.model = NerModel.load(sdir / "model", device=device)
+        state.last_marg, state.prev_marg = _load_marginals(sdir / "marginals.npz"), _load_marginals(sdir / "marginals_prev.npz")
+    return state
+
+
+def save_state(sdir: Path, state: RunState, marginals_changed: bool) -> None:
+    """Persist the model, the marginals (if they changed this round), then ``state.json`` that names them."""
+    assert state.model is not None
+    state.model.save(sdir / "model")
+    if marginals_changed:
+        for name, marg in (("marginals_prev.npz", state.prev_marg), ("marginals.npz", state.last_marg)):
+            if marg is not None:
+                tmp = sdir / f"tmp.{name}"
+                np.savez(tmp, **{f"m{i}": m for i, m in enumerate(marg)})
+                os.replace(tmp, sdir / name)
+    tmp_state = sdir / "state.tmp.json"
+    tmp_state.write_text(json.dumps({"rows": state.rows, "labeled": state.labeled}))
+    os.replace(tmp_state, sdir / "state.json")
+
+
+def _load_marginals(path: Path) -> Marginals | None:
+    if not path.is_file():
+        return None
+    z = np.load(path)
+    return [z[f"m{i}"] for i in range(len(z.files))]

@@ -1,0 +1,73 @@
+"""A simulation's settings, which strategy trains which models, and when two settings may share one output
+directory (a directory's results are only comparable if the runs in it were made alike)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["COMPARED_KEYS", "STRATEGY_MODELS", "SimSettings", "comparable", "device_type"]
+
+#: strategy → (loss net, Mean Teacher): the models each strategy trains
+STRATEGY_MODELS: dict[str, tuple[str | None, bool]] = {
+    "random": (None, False),
+    "lc": (None, False),
+    "tod": (None, False),
+    "mlp": (None, False),
+    "loss": ("learning_loss", False),
+    "lpn": ("lpn", False),
+    "dbs": ("lpn", False),
+    "lasl": ("lpn", True),
+}
+
+
+@dataclass
+class SimSettings:
+    data: str
+    strategies: list[str]
+    seeds: list[int]
+    init: float
+    step: float
+    rounds: int
+    encoder: str = "char"
+    #: cores per run: ≥ 2 runs the loss net's backward on a second thread and scores the pool in two
+    #: batches at once. Results are bitwise the same for any value (tested), so resuming may change it.
+    threads: int = 1
+    first_round_min_steps: int = 600
+    round_epochs: int = 2
+    round_min_steps: int = 100
+    normalize_length: bool = False
+    #: the ``loss`` baseline's chunk → record aggregation (``LearningLossSampling.reduction``)
+    loss_reduction: str = "mean"
+    max_test: int | None = None
+    full_f1: float | None = None
+    #: where the models train and score (cpu, cuda, cuda:N, mps). A GPU run is not bitwise a CPU run,
+    #: so one output directory holds runs of one device type only
+    device: str = "cpu"
+    #: the LPN's Bi-LSTM layers (paper Table 6): 2 = the paper's serial encoder, 0 = its shared encoder
+    lpn_layers: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+#: the settings that must match for runs to share a directory
+COMPARED_KEYS = ("data", "init", "step", "encoder", "normalize_length", "loss_reduction", "round_epochs",
+                 "first_round_min_steps", "round_min_steps", "max_test", "device", "lpn_layers")
+#: what a settings record written before a key existed was made with: the plain sum of chunk scores, on the
+#: CPU, with the paper's 2-layer LPN
+_UNRECORDED = {"loss_reduction": "sum", "device": "cpu", "lpn_layers": 2}
+
+
+def device_type(name: str) -> str:
+    """cuda:0 and cuda:1 compute alike; cpu and cuda do not (see ``SimSettings.device``)."""
+    return name.split(":")[0]
+
+
+def comparable(recorded: dict[str, Any], settings: SimSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the recorded values, the new ones) of :data:`COMPARED_KEYS`, devices by type: runs may share the
+    directory if the two are equal."""
+    old = {k: recorded.get(k, _UNRECORDED.get(k)) for k in COMPARED_KEYS}
+    new = {k: settings.to_dict()[k] for k in COMPARED_KEYS}
+    old["device"], new["device"] = device_type(old["device"]), device_type(new["device"])
+    return old, new
