@@ -1,4 +1,4 @@
-"""End to end against a REAL Label Studio 1.23.2 and the backend under gunicorn (issue 4, "Tests").
+"""End to end against a REAL Label Studio 1.23.2 and the backend under gunicorn.
 
 Label Studio is installed into ``.ls-venv`` on first use and started on loopback with SQLite; the
 backend runs as ``lasl_backend.serving.serve`` in a subprocess, exactly as ``lasl serve`` runs it.
