@@ -4,6 +4,7 @@ What the rest of the package uses (serving, the simulator, the CLI, the benchmar
 the modules behind it are free to change.
 """
 
+from ..crf import kernel_name as crf_kernel_name  # /health and start-up report which CRF kernel runs
 from .checkpoint import CheckpointError
 from .device import resolve_device
 from .lossnet import DEFAULT_LPN_LAYERS
@@ -21,6 +22,7 @@ __all__ = [
     "TrainResult",
     "TrainingCancelled",
     "TrainingError",
+    "crf_kernel_name",
     "evaluate_model",
     "resolve_device",
     "train_lasl",

@@ -10,8 +10,7 @@ import logging
 import torch
 
 from ..config import ConfigError, Settings
-from ..crf import kernel_name as crf_kernel_name
-from ..ner import resolve_device
+from ..ner import crf_kernel_name, resolve_device
 from .redaction import install_secret_filter
 from .store import ModelStore
 

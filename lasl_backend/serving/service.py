@@ -16,8 +16,8 @@ from typing import Any
 
 from .. import __version__
 from ..config import Settings
-from ..crf import kernel_name as crf_kernel_name
 from ..labelstudio import LabelConfigError, LSClient
+from ..ner import crf_kernel_name
 from .backend import LaslBackend
 from .newtasks import NewTaskScorer
 from .parsing import BadRequest, PredictRequest, SetupRequest
