@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Callable, Generic, Protocol, Sequence, TypeVar
 
-__all__ = ["DueQueue"]
+__all__ = ["DueQueue", "Backoff", "serve_jobs"]
+
+log = logging.getLogger(__name__)
+
+
+class Retryable(Protocol):
+    attempts: int
+
 
 T = TypeVar("T")
+J = TypeVar("J", bound=Retryable)
 
 
 @dataclass
@@ -108,3 +117,35 @@ class DueQueue(Generic[T]):
         with self._cond:
             ln = self._lanes[lane]
             return {"backlog": ln.held, "limit": ln.limit, "peak": ln.peak}
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How often and how late a job that could not be done yet is tried again."""
+
+    max_attempts: int
+    base_s: float
+    max_s: float
+
+    def delay(self, attempt: int) -> float:
+        """Seconds before retry number ``attempt`` (1, 2, ...): doubling from ``base_s`` up to ``max_s``."""
+        return min(self.max_s, self.base_s * 2 ** (attempt - 1))
+
+
+def serve_jobs(queue: DueQueue[J], lanes: Sequence[int], handle: Callable[[int, J], bool], finish: Callable[[int, J], None],
+               backoff: Backoff, what: str) -> None:
+    """A worker's loop until the queue closes: take the next due job of ``lanes``, ``handle`` it; a job
+    whose handler answers True (try again later) goes back with its backoff while attempts remain, every
+    other job is ``finish``-ed (which must call :meth:`DueQueue.done`). A failing handler never ends the loop."""
+    while (got := queue.get(lanes)) is not None:
+        lane, job = got
+        try:
+            retry = handle(lane, job)
+        except Exception:  # noqa: BLE001 - a worker must survive anything
+            log.exception("%s: unexpected error", what)
+            retry = False
+        if retry and job.attempts < backoff.max_attempts:
+            job.attempts += 1
+            queue.retry(lane, job, time.monotonic() + backoff.delay(job.attempts))
+            continue
+        finish(lane, job)

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
 from ..labelstudio import LabelStudioError
-from .duequeue import DueQueue
+from .duequeue import DueQueue, serve_jobs
 from .logthrottle import ThrottledLog
 from .webhooks import BacklogFull, WebhookLimits
 
@@ -85,24 +84,12 @@ class NewTaskScorer:
             self._thread.start()
 
     def _work(self) -> None:
-        while True:
-            got = self._queue.get((0,))
-            if got is None:
-                return
-            job = got[1]
-            try:
-                retry = self._handle(job)
-            except Exception:  # noqa: BLE001 - the worker must survive anything
-                log.exception("new-task scoring: unexpected error")
-                retry = False
-            if retry and job.attempts < self._limits.max_attempts:
-                job.attempts += 1
-                delay = min(self._limits.retry_max_s, self._limits.retry_base_s * 2 ** (job.attempts - 1))
-                self._queue.retry(0, job, time.monotonic() + delay)
-                continue
-            with self._lock:
-                self._ids_held -= len(job.task_ids)
-                self._queue.done(0)
+        serve_jobs(self._queue, (0,), lambda _lane, job: self._handle(job), self._finish, self._limits.backoff, "new-task scoring")
+
+    def _finish(self, lane: int, job: _Job) -> None:
+        with self._lock:
+            self._ids_held -= len(job.task_ids)
+            self._queue.done(lane)
 
     def _handle(self, job: _Job) -> bool:
         """Score one event's tasks; True = try again later (Label Studio did not answer)."""

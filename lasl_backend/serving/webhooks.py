@@ -52,7 +52,7 @@ from typing import Any, Callable, Protocol
 
 from ..config import Settings
 from ..labelstudio import LabelStudioError
-from .duequeue import DueQueue
+from .duequeue import Backoff, DueQueue, serve_jobs
 from .logthrottle import ThrottledLog
 
 __all__ = ["BacklogFull", "WebhookLimits", "WebhookVerifier"]
@@ -85,6 +85,10 @@ class WebhookLimits:
     task_backlog: int = 1_000  # TASKS_CREATED events waiting to be scored
     task_ids_backlog: int = 100_000  # task ids in those events
     log_interval_s: float = 10.0
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.max_attempts, self.retry_base_s, self.retry_max_s)
 
 
 class ProjectBackend(Protocol):
@@ -239,24 +243,12 @@ class WebhookVerifier:
 
     # ---- workers ----------------------------------------------------------------------------------------
     def _work(self, lanes: tuple[int, ...]) -> None:
-        while True:
-            got = self._queue.get(lanes)
-            if got is None:
-                return
-            lane, ev = got
-            try:
-                retry = self._handle(lane, ev)
-            except Exception:  # noqa: BLE001 - a worker must survive anything
-                log.exception("webhook verifier: unexpected error")
-                retry = False
-            if retry and ev.attempts < self._limits.max_attempts:
-                ev.attempts += 1
-                delay = min(self._limits.retry_max_s, self._limits.retry_base_s * 2 ** (ev.attempts - 1))
-                self._queue.retry(lane, ev, time.monotonic() + delay)
-                continue
-            with self._lock:
-                self._queued.discard(ev.key)
-                self._queue.done(lane)
+        serve_jobs(self._queue, lanes, self._handle, self._finish, self._limits.backoff, "webhook verifier")
+
+    def _finish(self, lane: int, ev: _Event) -> None:
+        with self._lock:
+            self._queued.discard(ev.key)
+            self._queue.done(lane)
 
     def _handle(self, lane: int, ev: _Event) -> bool:
         """Confirm and count one event; True = try again later (Label Studio did not answer)."""

@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from lasl_backend.serving.duequeue import DueQueue
+from dataclasses import dataclass
+
+from lasl_backend.serving.duequeue import Backoff, DueQueue, serve_jobs
 from lasl_backend.serving.logthrottle import ThrottledLog
 
 
@@ -89,3 +91,42 @@ def test_a_repeated_line_is_logged_once_per_interval_with_the_count_held_back(ca
     assert throttled.warning("shed", "shed event %d", 1000)
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["shed event 0", "another kind", "shed event 1000 (999 more like this in the last 10 s)"]
+
+
+@dataclass
+class _Job:
+    name: str
+    attempts: int = 0
+
+
+def test_a_worker_retries_with_backoff_survives_a_failing_handler_and_frees_every_slot() -> None:
+    q: DueQueue[_Job] = DueQueue([("only", 3)])
+    for name in ("flaky", "broken", "fine"):
+        assert q.put(0, _Job(name))
+    handled: list[tuple[str, int]] = []
+    finished: list[tuple[str, int]] = []
+
+    def handle(lane: int, job: _Job) -> bool:
+        handled.append((job.name, job.attempts))
+        if job.name == "broken":
+            raise RuntimeError("a bug in one job")
+        return job.name == "flaky"  # asks to be tried again, every time
+
+    def finish(lane: int, job: _Job) -> None:
+        finished.append((job.name, job.attempts))
+        q.done(lane)
+
+    worker = threading.Thread(target=serve_jobs, args=(q, (0,), handle, finish, Backoff(2, 0.01, 0.02), "test"))
+    worker.start()
+    assert q.wait_idle(10.0)
+    q.close()
+    worker.join(10.0)
+    assert not worker.is_alive()
+    assert sorted(finished) == [("broken", 0), ("fine", 0), ("flaky", 2)]  # two retries, then given up
+    assert [a for n, a in handled if n == "flaky"] == [0, 1, 2]
+    assert q.lane_stats(0)["backlog"] == 0
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    b = Backoff(max_attempts=5, base_s=2.0, max_s=5.0)
+    assert [b.delay(k) for k in (1, 2, 3, 4)] == [2.0, 4.0, 5.0, 5.0]
