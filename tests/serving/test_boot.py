@@ -32,6 +32,14 @@ def thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@pytest.fixture(autouse=True)
+def freeze_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """gc.freeze calls, recorded instead of made (the test process keeps collecting)."""
+    calls: list[bool] = []
+    monkeypatch.setattr(boot_module.gc, "freeze", lambda: calls.append(True))
+    return calls
+
+
 @pytest.fixture()
 def lasl_logger_level() -> Any:
     lg = logging.getLogger("lasl_backend")
@@ -50,7 +58,8 @@ def leftover(model_dir: Path, pid: int = 3) -> Path:
 
 
 @needs_no_cuda
-def test_the_server_refuses_a_device_that_is_not_there(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, thread_calls: list[int]) -> None:
+def test_the_server_refuses_a_device_that_is_not_there(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, thread_calls: list[int],
+                                                      freeze_calls: list[bool]) -> None:
     monkeypatch.setenv("LASL_DEVICE", "cuda")
     monkeypatch.setenv("MODEL_DIR", str(tmp_path / "models"))
     with pytest.raises(ConfigError, match="LASL_DEVICE.*sees no CUDA GPU"):
@@ -58,13 +67,16 @@ def test_the_server_refuses_a_device_that_is_not_there(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError, match="LASL_DEVICE.*sees no CUDA GPU"):
         runpy.run_path(str(REPO / "_wsgi.py"))  # gunicorn _wsgi:app
     assert thread_calls == []  # refused before anything process-wide was changed
+    assert freeze_calls == []
 
 
-def test_boot_sets_up_the_process(tmp_path: Path, thread_calls: list[int], lasl_logger_level: logging.Logger) -> None:
+def test_boot_sets_up_the_process(tmp_path: Path, thread_calls: list[int], lasl_logger_level: logging.Logger,
+                                  freeze_calls: list[bool]) -> None:
     stale = leftover(tmp_path)
     s = Settings(model_dir=tmp_path, torch_threads=3, log_level="WARNING", basic_auth_user="u", basic_auth_pass="boot-secret-pass")
     boot(s)
     assert thread_calls == [3]
+    assert freeze_calls == [True]  # what is loaded by now stays out of the collector's walks
     assert lasl_logger_level.level == logging.WARNING
     flt = [f for f in lasl_logger_level.filters if isinstance(f, SecretRedactingFilter)]
     assert flt  # the first boot of a process installs it with that process's secrets
