@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 export LASL_LS_VENV := $(abspath $(LS_VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-unit test-e2e train-eval serve demo ls-venv bench
+.PHONY: help setup test test-unit test-e2e train-eval serve demo ls-venv bench docs-config
 
 help:
 	@echo "setup       create $(VENV): the pinned requirements, then the package editable with [$(EXTRAS)] (idempotent)"
@@ -37,6 +37,7 @@ help:
 	@echo "train-eval  train on $(DATA)/train.jsonl into $(OUT), evaluate on $(DATA)/test.jsonl"
 	@echo "bench       inference/training benchmarks"
 	@echo "ls-venv     install label-studio 1.23.2 into $(LS_VENV) (~1 GB, ~90 s)"
+	@echo "docs-config regenerate the settings table in docs/configuration.md from lasl_backend/config.py"
 
 setup: $(STAMP)
 
@@ -87,3 +88,7 @@ ls-venv:
 
 bench: setup
 	$(LASL) bench
+
+# The settings table is generated from the one definition of each setting; a unit test fails while they differ.
+docs-config: setup
+	$(PY) -m lasl_backend.config --write docs/configuration.md
