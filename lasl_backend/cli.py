@@ -252,7 +252,7 @@ def _evaluate_parser(sub: Any) -> None:
 
 def _bench_parser(sub: Any) -> None:
     b = sub.add_parser("bench", help="speed and memory numbers on this machine", formatter_class=HelpFormatter)
-    b.add_argument("--data", help="directory with train.jsonl (default ../shared/data/ccks2019, else generated records)")
+    b.add_argument("--data", help="directory with train.jsonl (default: the CCKS 2019 data where it lies beside the checkout, else generated records)")
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--quick", action="store_true", help="fewer records and repetitions (a smoke run)")
     b.add_argument("--server", action="store_true", help="also benchmark /predict latency and Label Studio push (slow)")

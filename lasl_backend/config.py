@@ -113,9 +113,13 @@ def _no_nul(v: Any) -> bool:
     return "\x00" not in str(v)
 
 
-def _http_url(v: str) -> bool:
-    p = urlparse(v)
-    return p.scheme in ("http", "https") and bool(p.hostname) and p.username is None and p.password is None
+def is_http_url(v: str) -> bool:
+    """An http(s) URL with a host and no credentials in it: what LABEL_STUDIO_URL and /setup's hostname must be."""
+    try:
+        p = urlparse(v)
+        return p.scheme in ("http", "https") and bool(p.hostname) and p.username is None and p.password is None
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 host
+        return False
 
 
 def _known_schedule(v: str) -> bool:
@@ -136,7 +140,7 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 NO_NUL = Check(_no_nul, "text without NUL bytes", bad=("a\x00b",))
-URL = Check(_http_url, "an http:// or https:// URL with a host and no credentials (the token goes in LABEL_STUDIO_API_KEY)",
+URL = Check(is_http_url, "an http:// or https:// URL with a host and no credentials (the token goes in LABEL_STUDIO_API_KEY)",
             good=("http://label-studio:8080",), bad=("ftp://x", "localhost:8080", "http://admin:pw@ls:8080"))
 USER = Check(lambda v: ":" not in v, "a name without ':' (HTTP basic auth cannot carry it)", bad=("a:b",))
 LOG_LEVEL = Check(lambda v: v in _LOG_LEVELS, "one of " + ", ".join(_LOG_LEVELS), good=("DEBUG",), bad=("LOUD",))

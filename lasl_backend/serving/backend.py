@@ -19,13 +19,14 @@ from typing import Any, Callable, Sequence
 
 from ..config import Settings
 from ..labelstudio import LabelConfigError, LSClient, NerConfig, parse_label_config
-from ..ner import RecordScore, TrainConfig, TrainingCancelled, train_lasl
+from ..ner import TrainConfig, TrainingCancelled, train_lasl
 from .connection import LabelStudioConnection, NoConnectionError
 from .model_slot import ModelSlot, ServedModel
-from .prediction import Predictor, TaskIssue, predictions_for
+from .prediction import Predictor, TaskIssue
 from .run_state import RunTracker
 from .scores import COLD_START_VERSION, UNREADABLE_SCORE, cold_start_score, dbs_score
-from .store import ModelStore, StoreError, check_project_id
+from .project_ids import check_project_id
+from .store import ModelStore, StoreError
 from .training_run import CONTINUE_REASON, FollowUpRule, NotEnoughLabeledError, RunContext, TrainFn, TrainingRun, train_config
 
 __all__ = [
@@ -157,10 +158,6 @@ class LaslBackend:
     def swap(self, served: ServedModel) -> None:
         self.slot.swap(served)
 
-    def results_for(self, served: ServedModel, texts: Sequence[str], records: Sequence[RecordScore], ner: NerConfig | None = None) -> list[dict[str, Any]]:
-        """One Label Studio prediction per text from the model's record scores."""
-        return predictions_for(served, texts, records, ner or self.ner, self.project_id)
-
     def score_new_tasks(self, task_ids: Sequence[int]) -> int:
         """Push predictions of the serving version for tasks imported after the last run
         (:meth:`Predictor.push_for_new_tasks`). Returns the number pushed: 0 at cold start, where
@@ -239,18 +236,6 @@ class LaslBackend:
             "current_version_stats": _version_stats(meta),
             "predict": stats,
         }
-
-    # ---- read by tests/serving/test_server.py ---------------------------------------------------
-    @property
-    def _served(self) -> ServedModel | None:
-        return self.slot.peek()
-
-    @property
-    def _load_done(self) -> bool:
-        return self.slot.loaded
-
-    def _should_continue(self, reason: str, out_of_time: bool, dev_f1: float | None, prev_dev_f1: float | None) -> bool:
-        return self.follow_up.decide(reason, out_of_time, dev_f1, prev_dev_f1)
 
 
 def _version_stats(meta: dict[str, Any]) -> dict[str, Any]:

@@ -15,9 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Callable, TypeVar
-from urllib.parse import urlparse
 
-from ..config import Settings
+from ..config import Settings, is_http_url
 from ..labelstudio import LabelStudioError, LabelStudioRequestError, LSClient
 from ..ner import TrainingCancelled
 
@@ -55,8 +54,7 @@ class LabelStudioConnection:
         that are not an http(s) URL without credentials and a non-empty token are ignored."""
         if not isinstance(hostname, str) or not isinstance(access_token, str) or not access_token.strip():
             return
-        p = urlparse(hostname)
-        if p.scheme not in ("http", "https") or not p.netloc or p.username or p.password:
+        if not is_http_url(hostname):
             return
         self._setup_url, self._setup_token = hostname.rstrip("/"), access_token.strip()
 

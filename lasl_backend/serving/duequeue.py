@@ -96,6 +96,10 @@ class DueQueue(Generic[T]):
                 self._cond.wait(None if soonest is None else max(0.0, soonest - now))
             return None
 
+    def now(self) -> float:
+        """The queue's clock: due times are on it."""
+        return self._clock()
+
     def close(self) -> None:
         """Wake every worker; :meth:`get` answers None from now on."""
         with self._cond:
@@ -146,6 +150,6 @@ def serve_jobs(queue: DueQueue[J], lanes: Sequence[int], handle: Callable[[int, 
             retry = False
         if retry and job.attempts < backoff.max_attempts:
             job.attempts += 1
-            queue.retry(lane, job, time.monotonic() + backoff.delay(job.attempts))
+            queue.retry(lane, job, queue.now() + backoff.delay(job.attempts))
             continue
         finish(lane, job)

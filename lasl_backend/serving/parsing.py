@@ -9,11 +9,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .store import UnsafePathError, check_project_id
+from .project_ids import UnsafePathError, check_project_id
 
 __all__ = [
     "ANNOTATION_EVENTS",
     "IGNORED_EVENTS",
+    "MAX_NEW_TASKS",
     "MAX_TASKS",
     "BadRequest",
     "PredictRequest",
@@ -33,6 +34,8 @@ __all__ = [
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
 IGNORED_EVENTS = ("TASKS_DELETED", "PROJECT_UPDATED", "PROJECT_CREATED", "ANNOTATIONS_CREATED", "LABEL_LINK_CREATED")
 MAX_TASKS = 100_000
+#: the most task ids one TASKS_CREATED event gets predictions for (more are dropped at intake)
+MAX_NEW_TASKS = 5000
 MAX_DELETED = 10_000
 _PROJECT_RE = re.compile(r"^([0-9]{1,12})(?:\.[0-9]{1,20})?\Z")
 _PROJECT_MSG = "project must be an integer id or '<id>.<timestamp>'"
@@ -193,9 +196,11 @@ def annotation_ids(action: str, body: dict[str, Any]) -> list[int]:
 
 
 def new_task_ids(body: dict[str, Any]) -> list[int]:
-    """TASKS_CREATED's task ids (positive integers; anything else in the list is skipped)."""
+    """TASKS_CREATED's task ids: positive integers, each once, the first :data:`MAX_NEW_TASKS` (anything
+    else in the list is skipped), so one forged event cannot take the new-task backlog's whole id budget."""
     tasks = body.get("tasks")
     if not isinstance(tasks, list):
         raise BadRequest("TASKS_CREATED needs a 'tasks' list")
     ids = [t.get("id") for t in tasks if isinstance(t, dict)]
-    return [i for i in ids if isinstance(i, int) and not isinstance(i, bool) and i > 0][:MAX_TASKS]
+    good = (i for i in ids if isinstance(i, int) and not isinstance(i, bool) and i > 0)
+    return list(dict.fromkeys(good))[:MAX_NEW_TASKS]

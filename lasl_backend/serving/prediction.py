@@ -19,15 +19,12 @@ from ..labelstudio import NerConfig, prediction_import, span_regions, task_predi
 from ..ner import RecordScore
 from .connection import LabelStudioConnection
 from .model_slot import ServedModel
+from .parsing import MAX_NEW_TASKS
 from .scores import COLD_START_VERSION, UNREADABLE_SCORE, cold_start_score, queue_scores
 
 __all__ = ["PredictStats", "Predictor", "TaskIssue", "predictions_for", "read_task_text"]
 
 log = logging.getLogger(__name__)
-
-#: the most task ids one TASKS_CREATED event gets predictions for
-MAX_NEW_TASKS = 5000
-
 
 @dataclass
 class TaskIssue:

@@ -154,7 +154,8 @@ def init_app(
 ) -> Flask:
     """The Flask app, and nothing process-wide (that is :func:`~.boot.boot`'s job). ``model_class``
     defaults to ``LaslBackend``; ``settings`` default to the environment (validated: a bad variable
-    raises :class:`ConfigError` here); ``backend_kwargs`` go to every ``model_class(...)``."""
+    raises :class:`ConfigError` here; the device is checked by ``boot``, which the server runs first);
+    ``backend_kwargs`` go to every ``model_class(...)``."""
     settings = settings or Settings.from_env()
     service = BackendService(settings, store=store, model_class=model_class, limits=webhook_limits, backend_kwargs=backend_kwargs)
     app = Flask("lasl_backend")

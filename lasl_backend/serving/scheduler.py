@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 
 from ..labelstudio import LabelStudioError
 from ..ner import TrainingCancelled
-from .backend import CONTINUE_REASON, NotEnoughLabeledError
+from .training_run import CONTINUE_REASON, NotEnoughLabeledError
 
 __all__ = ["RETRY_REASON", "TrainingManager"]
 

@@ -2,10 +2,12 @@
 ``LaslBackend`` per project, the training scheduler, the webhook verifier and the new-task scorer, and
 answers each route with a plain dict (docs/serving.md, "The protocol").
 
-A project gets a backend only from a request that may create one (/setup, /predict, START_TRAINING,
-all behind basic auth when it is on), and only when that request is valid: a request with a bad label
-config leaves no backend behind. Anonymous webhooks never create one for a project Label Studio has not
-confirmed (``webhooks`` module doc).
+A project gets a backend from a request that may create one (/setup, /predict, START_TRAINING, all
+behind basic auth when it is on), and only when that request is valid: a request with a bad label
+config leaves no backend behind. Projects with versions in the store, and projects Label Studio has
+confirmed an annotation for, get one when they are used (/metrics, a triggered run). A webhook, with
+or without credentials, never creates one for a project Label Studio has not confirmed (``webhooks``
+module doc).
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ class BackendService:
         self.lock = threading.Lock()
         self.started = time.time()
         self._stored = self._stored_projects()
-        self._stranger_ls: LSClient | None = None
+        self._confirming_ls: LSClient | None = None
         self.trainer = TrainingManager(self.backend, retry_later_s=settings.retry_later_s)
-        self.verifier = WebhookVerifier(self.backend, self.known_elsewhere, self.stranger_client, self.trainer.request, settings, self.limits)
+        self.verifier = WebhookVerifier(self.backend, self.known_elsewhere, self.confirming_client, self.trainer.request, settings, self.limits)
         self.scorer = NewTaskScorer(self.existing_backend, self.limits)
 
     # ---- projects -------------------------------------------------------------------------------------
@@ -117,20 +119,20 @@ class BackendService:
             _use_label_config(winner, label_config)
         return winner
 
-    def stranger_client(self) -> LSClient | None:
-        """The environment's Label Studio connection, to confirm events of unknown projects: a short
-        timeout and no retry inside the call (a confirming GET must not hold a worker; the verifier
-        schedules its own retries)."""
+    def confirming_client(self) -> LSClient | None:
+        """The environment's Label Studio connection for confirming webhook events: a short timeout and
+        no retry inside the call (a confirming GET must not hold a worker while Label Studio hangs; the
+        verifier schedules its own retries). None without environment credentials."""
         s = self.settings
         if not (s.label_studio_url and s.label_studio_api_key):
             return None
         with self.lock:
-            if self._stranger_ls is None:
+            if self._confirming_ls is None:
                 url, key = s.label_studio_url, s.label_studio_api_key
                 factory = self.backend_kwargs.get("ls_factory")  # the backends' client factory (tests), if any
                 timeout = min(s.ls_timeout, self.limits.confirm_timeout_s)
-                self._stranger_ls = factory(url, key) if factory else LSClient(url, key, timeout=timeout, max_retries=0)
-            return self._stranger_ls
+                self._confirming_ls = factory(url, key) if factory else LSClient(url, key, timeout=timeout, max_retries=0)
+            return self._confirming_ls
 
     # ---- routes ---------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

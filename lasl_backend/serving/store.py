@@ -42,13 +42,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..atomic import fsync_dir, fsync_tree, write_text_atomic
+from .project_ids import UnsafePathError, check_project_id
 
 __all__ = ["ModelStore", "NewVersion", "StoreError", "UnsafePathError", "VERSION_RE", "check_project_id", "check_version"]
 
 log = logging.getLogger(__name__)
 
 VERSION_RE = re.compile(r"^lasl-v([0-9]{4,9})-([0-9]{8}T[0-9]{6})\Z")
-MAX_PROJECT_ID = 10**12
 META = "meta.json"
 NORMALIZER = "normalizer.json"
 MODEL_SUBDIR = "model"
@@ -56,25 +56,6 @@ MODEL_SUBDIR = "model"
 
 class StoreError(RuntimeError):
     """A version that is missing, incomplete or cannot be written."""
-
-
-class UnsafePathError(ValueError):
-    """A project id or version name that could escape ``MODEL_DIR`` or is not of the allowed form."""
-
-
-def check_project_id(project_id: object) -> int:
-    """The project id as an int, or :class:`UnsafePathError`. Only ints (and plain digit strings) pass."""
-    if isinstance(project_id, bool):
-        raise UnsafePathError("project id must be an integer, not a boolean")
-    if isinstance(project_id, int):
-        pid = project_id
-    elif isinstance(project_id, str) and re.fullmatch(r"[0-9]{1,12}", project_id):
-        pid = int(project_id)
-    else:
-        raise UnsafePathError(f"project id must be a non-negative integer, got {type(project_id).__name__}")
-    if not 0 <= pid < MAX_PROJECT_ID:
-        raise UnsafePathError("project id out of range")
-    return pid
 
 
 def check_version(version: object) -> str:

@@ -28,7 +28,8 @@ A flood of forged events must not stall the real ones or grow the process:
   credentials, events for projects this backend knows (a backend from /setup, /predict or
   START_TRAINING, versions in the store, or an annotation Label Studio confirmed), and anonymous events
   for any other project id. One worker serves only the first two lanes, so a flood of the third never
-  holds every worker, whatever Label Studio's latency.
+  holds every worker. Confirming GETs use the environment's credentials with a short timeout and no
+  retry inside the call, so a Label Studio that hangs holds a worker for seconds, not minutes.
 * An event that Label Studio could not answer (unreachable, 5xx) waits for its retry in the heap
   (``retry_base_s``, doubling, ``max_attempts`` times); the events behind it are served meanwhile.
 * Each lane is bounded. When one is full, an anonymous event is shed: answered 200 like any other (a
@@ -38,7 +39,11 @@ A flood of forged events must not stall the real ones or grow the process:
 * A project id that Label Studio has not confirmed gets no per-project state: its events are confirmed
   with the environment's Label Studio connection, not through a ``LaslBackend``, and what is counted
   for it (rejected, unverifiable, shed) lives in a small LRU. Only an annotation that Label Studio
-  returns *for that project* makes it known.
+  returns *for that project* makes it known; credentials give an event priority, not a project.
+* Forged events naming a *known* project share its lane (the bound holds; a full lane delays that
+  project's trigger, it loses no data). The cheapest such forgery, a long ``ANNOTATIONS_DELETED`` list
+  of made-up ids, is refused at intake: a deletion counts only for an annotation seen to exist, so ids
+  never seen are counted as rejected without a slot and without asking Label Studio.
 """
 
 from __future__ import annotations
@@ -143,14 +148,14 @@ class WebhookVerifier:
         self,
         get_backend: Callable[[int], ProjectBackend],
         known_elsewhere: Callable[[int], bool],
-        stranger_client: Callable[[], Any],
+        confirming_client: Callable[[], Any],
         trigger: Callable[[int, str], str],
         settings: Settings,
         limits: WebhookLimits | None = None,
     ) -> None:
         self._get_backend = get_backend
         self._known_elsewhere = known_elsewhere
-        self._stranger_client = stranger_client
+        self._confirming_client = confirming_client
         self._trigger = trigger
         self._settings = settings
         self._limits = limits = limits or WebhookLimits()
@@ -176,7 +181,10 @@ class WebhookVerifier:
     def submit(self, project_id: int, action: str, annotation_ids: list[int], credentialed: bool = False) -> int:
         """Queue events for confirmation; returns how many were queued (duplicates of queued ones and
         shed ones are not). Raises :class:`BacklogFull` for a credentialed event that finds its lane full."""
-        lane = CREDENTIALED if credentialed else KNOWN if self.knows(project_id) else STRANGER
+        known = self.knows(project_id)
+        lane = CREDENTIALED if credentialed else KNOWN if known else STRANGER
+        if action == DELETED:
+            annotation_ids = self._deletions_that_could_count(project_id, annotation_ids, known)
         self._start_workers()
         n = shed = 0
         for aid in annotation_ids:
@@ -196,6 +204,24 @@ class WebhookVerifier:
             limit = self._queue.lane_stats(lane)["limit"]
             self._throttled.warning(f"shed-{lane}", "webhooks: the %s backlog is full (%d); shedding anonymous events", LANE_NAMES[lane], limit)
         return n
+
+    def _deletions_that_could_count(self, project_id: int, annotation_ids: list[int], known: bool) -> list[int]:
+        """A deletion counts only for an annotation seen to exist (module doc); the others are counted
+        as rejected here, without a queue slot or a GET, so a forged list of made-up ids for a known
+        project cannot fill its lane. An annotation whose creation still waits for confirmation counts
+        as seen."""
+        with self._lock:
+            c = self._counters.get(project_id)
+            keep = [a for a in annotation_ids if known and (
+                (c is not None and a in c.known_ids)
+                or (project_id, "ANNOTATION_CREATED", a) in self._queued or (project_id, "ANNOTATION_UPDATED", a) in self._queued)]
+        if known and len(keep) < len(annotation_ids):
+            backend = self._get_backend(project_id)
+            kept = set(keep)
+            keep = [a for a in annotation_ids if a in kept or backend.knows_annotation(a)]
+        for _ in range(len(annotation_ids) - len(keep)):
+            self._bump(project_id, known, "rejected")
+        return keep
 
     def _note_shed(self, project_id: int, lane: int) -> None:
         """Count one shed event (caller holds the lock)."""
@@ -252,20 +278,20 @@ class WebhookVerifier:
 
     def _handle(self, lane: int, ev: _Event) -> bool:
         """Confirm and count one event; True = try again later (Label Studio did not answer)."""
-        known = lane != STRANGER or self.knows(ev.project_id)
+        known = self.knows(ev.project_id)  # the lane sets priority only: credentials make no project known
         try:
             verdict = self._verdict(ev, known)
         except LabelStudioError as exc:
             if exc.transient:
-                self._throttled.warning("unanswered", "project %s: cannot confirm %s %s yet: %s", ev.project_id, ev.action, ev.annotation_id, exc)
+                self._throttled.warning(f"unanswered-{lane}", "project %s: cannot confirm %s %s yet: %s", ev.project_id, ev.action, ev.annotation_id, exc)
                 return True
             verdict = None
         if verdict is _UNVERIFIABLE:
             self._bump(ev.project_id, known, "unverifiable")
-            self._throttled.warning("unverifiable", "project %s: no Label Studio connection to confirm an anonymous %s; not counted", ev.project_id, ev.action)
+            self._throttled.warning(f"unverifiable-{lane}", "project %s: no Label Studio connection to confirm an anonymous %s; not counted", ev.project_id, ev.action)
         elif verdict is None:
             self._bump(ev.project_id, known, "rejected")
-            self._throttled.warning("rejected", "project %s: %s for annotation %s not confirmed by Label Studio; ignored", ev.project_id, ev.action, ev.annotation_id)
+            self._throttled.warning(f"rejected-{lane}", "project %s: %s for annotation %s not confirmed by Label Studio; ignored", ev.project_id, ev.action, ev.annotation_id)
         else:
             self._count(ev, str(verdict))
         return False
@@ -274,10 +300,9 @@ class WebhookVerifier:
         """The dedup key of a confirmed change, None if Label Studio does not confirm it, or
         ``_UNVERIFIABLE`` when there is no way to ask and auth is on."""
         backend = self._get_backend(ev.project_id) if known else None
-        if backend is not None:
-            client = backend.ls() if backend.has_connection else None
-        else:
-            client = self._stranger_client()
+        client = self._confirming_client()  # the environment's credentials, short timeout, no retry inside
+        if client is None and backend is not None and backend.has_connection:
+            client = backend.ls()  # only what /setup sent: the project's own connection
         if client is None:
             if self._settings.auth_enabled or backend is None:  # an unknown project gets no counter unasked
                 return _UNVERIFIABLE
@@ -349,7 +374,7 @@ class WebhookVerifier:
             counted = len(self._counters)
         lanes = {name: dict(self._queue.lane_stats(i), shed=shed[i]) for i, name in enumerate(LANE_NAMES)}
         return {
-            "shed": sum(self._shed),
+            "shed": sum(shed),
             "backlog": sum(v["backlog"] for v in lanes.values()),
             "waiting_for_retry": self._queue.not_yet_due(),
             "lanes": lanes,

@@ -71,7 +71,8 @@ def test_setup_credentials_are_used_when_the_environment_has_none(tmp_path: Path
     assert not c.available
     with pytest.raises(NoConnectionError, match="LABEL_STUDIO_URL"):
         c.client()
-    for hostname, token in [("ftp://ls", "t"), ("http://user:pw@ls", "t"), ("http://ls", "  "), (None, "t"), ("http://ls", 5)]:
+    for hostname, token in [("ftp://ls", "t"), ("http://user:pw@ls", "t"), ("http://ls", "  "), (None, "t"), ("http://ls", 5),
+                            ("http://:8080", "t"), ("http://[::1", "t")]:
         c.remember_setup(hostname, token)
         assert not c.available, (hostname, token)
     c.remember_setup("http://ls.example:8080/", " tok ")

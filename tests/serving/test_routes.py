@@ -40,7 +40,7 @@ def test_setup_is_fast_model_free_and_idempotent(cold: Any) -> None:
         assert time.perf_counter() - t0 < 1.0
         assert r.status_code == 200 and r.get_json() == {"model_version": COLD_START_VERSION}
     b = cold.application.extensions["lasl"].backends[1]
-    assert b._served is None and not b._load_done and b.has_connection
+    assert b.slot.peek() is None and not b.slot.loaded and b.has_connection
 
 
 def test_cold_start_predicts_validly_longest_first(cold: Any) -> None:

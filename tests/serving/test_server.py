@@ -138,7 +138,7 @@ def test_restart_serves_latest_good_with_identical_predictions(trained: SimpleNa
     r = c.post("/setup", json={"project": "1.1795659941", "schema": LABEL_CONFIG})
     assert time.perf_counter() - t0 < 1.0
     assert r.get_json()["model_version"] == trained.v2
-    assert app.extensions["lasl"].backends[1]._served is None  # /setup loaded nothing
+    assert app.extensions["lasl"].backends[1].slot.peek() is None  # /setup loaded nothing
     tasks = [task(i + 1, t) for i, t in enumerate(HAND)]
     before = trained.client.post("/predict", json=predict_body(tasks)).get_json()
     after = c.post("/predict", json=predict_body(tasks)).get_json()
@@ -335,7 +335,7 @@ def test_model_swap_under_concurrent_predicts(tmp_path: Path) -> None:
 )
 def test_follow_up_rule(tmp_path: Path, runs: list[tuple[str, bool, float | None, float | None]], expected: list[bool]) -> None:
     b = LaslBackend(project_id=1, settings=make_settings(tmp_path, continue_runs=2))
-    assert [b._should_continue(*r) for r in runs] == expected
+    assert [b.follow_up.decide(*r) for r in runs] == expected
 
 
 def test_only_a_first_run_warms_the_tagger_up_alone(tmp_path: Path) -> None:

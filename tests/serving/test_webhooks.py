@@ -3,12 +3,15 @@ of forged ones neither stalls real ones nor grows the process."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lasl_backend.serving.backend import LaslBackend
+from lasl_backend.serving.parsing import MAX_NEW_TASKS
 from lasl_backend.serving.routes import init_app
 from lasl_backend.serving.webhooks import WebhookLimits
 
@@ -156,7 +159,7 @@ def test_a_flood_for_unknown_projects_neither_stalls_a_real_event_nor_leaves_sta
         assert lane["peak"] == FLOOD_LIMITS.stranger_backlog  # filled to its bound, never past it
         assert m["webhooks"]["unknown_projects_tracked"] <= FLOOD_LIMITS.strangers_tracked
         assert list(m["projects"]) == ["1"] and m["projects"]["1"]["webhooks"]["shed"] == 0
-        assert wait_idle(app) is None  # the flood's retries end: Label Studio has none of those annotations
+        wait_idle(app)  # the flood's retries end: Label Studio has none of those annotations
         assert set(svc.backends) == {1} and svc.verifier.known_projects() == [1]
         assert all(svc.trainer.status(p)["runs_started"] == 0 for p in flood)
 
@@ -219,3 +222,80 @@ def test_without_auth_and_without_a_connection_events_of_a_known_project_count_d
     c.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 5, 1001, pid=8))  # a project nobody connected
     wait_idle(app)
     assert svc.verifier.stats(8)["unverifiable"] == 1 and svc.verifier.known_projects() == [1] and set(svc.backends) == {1}
+
+
+def deleted(*ids: int, pid: int = 1) -> dict[str, Any]:
+    return {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": i} for i in ids], "project": project_obj(pid)}
+
+
+def test_forged_deletions_for_a_known_project_take_no_slot_and_no_request(tmp_path: Path) -> None:
+    """A deletion can count only for an annotation seen to exist, so one anonymous list of 5,000 made-up
+    ids is refused at once: it cannot fill the project's lane, and Label Studio is not asked about it."""
+    limits = WebhookLimits(backlog=5)
+    with FakeLabelStudio() as fake:
+        populate(fake)
+        a1 = fake.tasks[1001]["annotations"][0]["id"]
+        a2 = fake.tasks[1002]["annotations"][0]["id"]
+        app = init_app(counting_backend(), settings=make_settings(tmp_path, fake, basic_auth_user=AUTH[0], basic_auth_pass=AUTH[1]),
+                       webhook_limits=limits)
+        c, v = app.test_client(), app.extensions["lasl"].verifier
+        assert c.post("/setup", json={"project": 1, "schema": LABEL_CONFIG}, auth=AUTH).status_code == 200
+        r = c.post("/webhook", json=deleted(*range(900_000, 905_000)))
+        assert r.status_code == 200 and r.get_json()["queued_for_confirmation"] == 0
+        assert v.stats(1)["rejected"] == 5000 and fake.count("/api/annotations/") == 0
+        assert c.post("/webhook", json=annotation_event("ANNOTATION_CREATED", a1, 1001)).get_json()["queued_for_confirmation"] == 1
+        wait_idle(app)
+        assert v.stats(1)["confirmed"] == 1
+        fake.delete_annotation(a1)
+        assert c.post("/webhook", json=deleted(a1)).get_json()["queued_for_confirmation"] == 1  # seen to exist
+        wait_idle(app)
+        assert v.stats(1)["confirmed"] == 2
+        fake.latency_s = 0.5  # a creation still waiting for its confirmation counts as seen
+        c.post("/webhook", json=annotation_event("ANNOTATION_CREATED", a2, 1002))
+        assert c.post("/webhook", json=deleted(a2)).get_json()["queued_for_confirmation"] == 1
+        fake.latency_s = 0.0
+        wait_idle(app)
+
+
+def test_credentials_give_an_event_priority_not_a_project(tmp_path: Path) -> None:
+    """An event with valid credentials for a project Label Studio does not confirm leaves no backend,
+    no counter and no /metrics entry."""
+    with FakeLabelStudio() as fake:
+        populate(fake)
+        app = init_app(settings=make_settings(tmp_path, fake, basic_auth_user=AUTH[0], basic_auth_pass=AUTH[1]))
+        c, svc = app.test_client(), app.extensions["lasl"]
+        for pid in (555, 556):
+            r = c.post("/webhook", json=annotation_event("ANNOTATION_CREATED", 424242, 1001, pid=pid), auth=AUTH)
+            assert r.status_code == 200 and r.get_json()["queued_for_confirmation"] == 1
+        wait_idle(app)
+        assert svc.backends == {} and svc.verifier.known_projects() == [] and svc.known_projects() == []
+        assert svc.verifier.stats(555)["rejected"] == 1
+        assert c.get("/metrics", auth=AUTH).get_json()["projects"] == {}
+
+
+def test_one_forged_tasks_created_event_cannot_take_the_new_task_budget(tmp_path: Path) -> None:
+    """An event naming 100,000 tasks (twice over) is cut to the first MAX_NEW_TASKS distinct ids, so a
+    real event right behind it, while the first is still being scored, finds room."""
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(LaslBackend):
+        def score_new_tasks(self, task_ids: Any) -> int:
+            started.set()
+            release.wait(10)
+            return 0
+
+    limits = WebhookLimits(task_ids_backlog=MAX_NEW_TASKS + 10)
+    with FakeLabelStudio() as fake:
+        populate(fake)
+        app = init_app(Slow, settings=make_settings(tmp_path, fake), webhook_limits=limits)
+        c = app.test_client()
+        assert c.post("/setup", json={"project": 1, "schema": LABEL_CONFIG}).status_code == 200
+        ids = [{"id": i} for i in range(1, 100_001)] * 2
+        r = c.post("/webhook", json={"action": "TASKS_CREATED", "tasks": ids, "project": project_obj()})
+        assert r.get_json() == {"status": "ok", "queued_for_scoring": MAX_NEW_TASKS}
+        assert started.wait(10)  # the worker holds the first event
+        r = c.post("/webhook", json={"action": "TASKS_CREATED", "tasks": [{"id": 1001}], "project": project_obj()})
+        assert r.get_json()["queued_for_scoring"] == 1
+        release.set()
+        wait_idle(app)
+        assert app.extensions["lasl"].scorer.summary()["shed"] == 0
