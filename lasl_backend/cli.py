@@ -31,6 +31,13 @@ class UsageError(Exception):
     """A problem with the command line or its inputs, reported as one line."""
 
 
+def _missing(what: str, extra: str, exc: ModuleNotFoundError) -> UsageError:
+    """The one-line answer when a command's optional part is not installed."""
+    if (exc.name or "").startswith("lasl_backend"):  # the part itself is left out, as in the Docker image
+        return UsageError(f"this installation leaves out the {what} ({exc.name}); it runs from a source checkout (make setup)")
+    return UsageError(f"this installation has no {what} (no module {exc.name!r}); install lasl-backend[{extra}]")
+
+
 # ---------------------------------------------------------------- defaults that live in a class elsewhere
 
 
@@ -41,8 +48,10 @@ def _train_config() -> type:
 
 
 def _sim_settings() -> type:
-    from .sim.simulate import SimSettings  # numpy and the simulator: only for `lasl simulate`
-
+    try:
+        from .sim.settings import SimSettings  # the simulator's package: only for `lasl simulate`
+    except ModuleNotFoundError as exc:
+        raise _missing("simulator", "sim", exc) from None
     return SimSettings
 
 
@@ -97,7 +106,11 @@ class HelpFormatter(argparse.HelpFormatter):
         lazy: FieldDefault | None = getattr(action, "field_default", None)
         if lazy is None:
             return action.help
-        return f"{action.help or ''} (default: {lazy.value()})".strip().replace("%", "%%")
+        try:
+            default = lazy.value()
+        except UsageError:  # the class is not installed: the command will say so when it runs
+            default = "not installed"
+        return f"{action.help or ''} (default: {default})".strip().replace("%", "%%")
 
 
 # ---------------------------------------------------------------- the commands
@@ -179,10 +192,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         _print_report(report, len(data), time.perf_counter() - t0)
     return 0
-
-
-def _missing(what: str, extra: str, exc: ModuleNotFoundError) -> UsageError:
-    return UsageError(f"this installation has no {what} (no module {exc.name!r}); install lasl-backend[{extra}]")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -160,7 +160,6 @@ class LossPredictionNet(LossNet):
         self.feature_dim = feature_dim
         self.hidden = hidden
         self.use_bounds = use_bounds
-        self.needs_bounds = use_bounds
         self.pooling = pooling
         self.num_layers = num_layers
         dims = [feature_dim] + [2 * hidden] * num_layers
@@ -169,6 +168,10 @@ class LossPredictionNet(LossNet):
         width = 2 * hidden if num_layers > 0 else feature_dim
         pooled = width * (2 if pooling == "meanmax" else 1)
         self.fc = nn.Linear(pooled + (2 if use_bounds else 0), 1)
+
+    @property
+    def needs_bounds(self) -> bool:  # type: ignore[override]
+        return self.use_bounds
 
     def forward(self, features: Tensor, mask: Tensor, bounds: Tensor | None = None) -> Tensor:
         """``features`` [B, T, D], ``mask`` [B, T] bool prefix mask, ``bounds`` [B, 2] = (L_min, L_max)

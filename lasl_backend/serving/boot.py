@@ -59,6 +59,10 @@ def boot(settings: Settings) -> None:
         # one thread per torch call: the server's own threads give the parallelism, and several
         # OpenMP pools on few cores spin against each other (docs/operations.md, "Threads and cores")
         torch.set_num_threads(settings.torch_threads)
+    if settings.torch_threads != 1 and (settings.score_workers > 1 or settings.train_threads > 1):
+        log.warning("LASL_TORCH_THREADS=%d beside LASL_SCORE_WORKERS=%d and LASL_TRAIN_THREADS=%d: every scoring worker and the "
+                    "loss net's training thread runs that many torch threads, and on few cores the thread pools spin against each "
+                    "other; the workers assume 1", settings.torch_threads, settings.score_workers, settings.train_threads)
     if crf_kernel_name() != "c":
         log.warning("CRF kernel: %s; scoring still works, the CRF pass ~20x slower on one record and 4x on batches", crf_kernel_name())
     clean_interrupted_writes(ModelStore(settings.model_dir))

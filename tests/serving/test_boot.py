@@ -126,3 +126,12 @@ def test_routes_talk_only_to_the_facade() -> None:
 def test_torch_threads_are_set_only_at_boot() -> None:
     setters = [p.name for p in sorted(SERVING.glob("*.py")) if "set_num_threads" in p.read_text(encoding="utf-8")]
     assert setters == ["boot.py"]
+
+
+def test_boot_warns_when_torch_threads_and_worker_threads_would_nest(tmp_path: Path, thread_calls: list[int],
+                                                                     lasl_logger_level: logging.Logger, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="lasl_backend.serving.boot"):
+        boot(Settings(model_dir=tmp_path, torch_threads=1))
+        assert not [r for r in caplog.records if "LASL_TORCH_THREADS" in r.getMessage()]
+        boot(Settings(model_dir=tmp_path, torch_threads=4, score_workers=2))
+    assert [r for r in caplog.records if "LASL_TORCH_THREADS=4" in r.getMessage()]

@@ -50,7 +50,8 @@ def test_old_model_dir_serves_the_same_predictions(model_dir: Path) -> None:
     for got, want in zip(results, EXPECTED["predict"]):
         assert got["model_version"] == want["model_version"] == EXPECTED["version"]
         assert got["score"] == pytest.approx(want["score"], rel=1e-7, abs=1e-9)
-        assert [(r["value"]["start"], r["value"]["end"], r["value"]["labels"]) for r in got["result"]] == \
-               [(r["value"]["start"], r["value"]["end"], r["value"]["labels"]) for r in want["result"]]
+        assert [(r["value"]["start"], r["value"]["end"], r["value"]["text"], r["value"]["labels"]) for r in got["result"]] == \
+               [(r["value"]["start"], r["value"]["end"], r["value"]["text"], r["value"]["labels"]) for r in want["result"]]
+        assert [r["score"] for r in got["result"]] == pytest.approx([r["score"] for r in want["result"]], rel=1e-6, abs=1e-7)
     versions = client.get(f"/versions?project={PROJECT}").get_json()["versions"]
     assert versions == sorted(p.name for p in (model_dir / "projects" / str(PROJECT) / "versions").iterdir())[::-1]
