@@ -1,7 +1,7 @@
 """``lasl bench --server``: the backend's serving numbers against a REAL Label Studio and the real
 gunicorn server.
 
-Everything runs on 127.0.0.1: a Label Studio 1.23.2 from its venv (``$LASL_LS_VENV``, else ``./.ls-venv``;
+Everything runs on 127.0.0.1: a Label Studio 1.23.2 from its venv (``labelstudio_dev.default_ls_venv``;
 ``LabelStudioServer``, SQLite, a temporary data dir) and ``lasl serve`` of this installation as a
 subprocess (``BackendProcess``) with ``MODEL_DIR`` in a temporary dir and ``LASL_TORCH_THREADS=1``. What is
 timed, one module each:

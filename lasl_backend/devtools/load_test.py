@@ -3,8 +3,8 @@ real gunicorn server on loopback, while a training run swaps the model. Not a ti
 
     python -m lasl_backend.devtools.load_test --out docs/results/load_test.json
 
-By default it starts its own stack on 127.0.0.1: a real Label Studio 1.23.2 (its venv from ``$LASL_LS_VENV``,
-else ``./.ls-venv``; temp data dir) with a project of annotated and unlabeled synthetic EMR tasks, and
+By default it starts its own stack on 127.0.0.1: a real Label Studio 1.23.2 (its venv from
+``labelstudio_dev.default_ls_venv``; temp data dir) with a project of annotated and unlabeled synthetic EMR tasks, and
 ``lasl serve`` of this installation with
 ``BASIC_AUTH_USER``/``BASIC_AUTH_PASS`` set (every /predict carries them) and ``LASL_TORCH_THREADS=1``.
 It trains version 1 first (START_TRAINING through the backend's ``/webhook`` with basic auth, as Label

@@ -11,6 +11,8 @@ from lasl_backend.devtools.backend_state import imports_in_log
 from lasl_backend.devtools.bench_server import ServerBenchSizes, _summary
 from lasl_backend.devtools.demo import parse_args as demo_args
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def test_load_test_defaults_and_its_bounds(capsys: pytest.CaptureFixture[str]) -> None:
     a = load_test.parse_args(["--out", "x.json"])
@@ -86,7 +88,8 @@ def test_label_studio_venv_default_and_an_existing_install(tmp_path: Path, monke
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv(labelstudio_dev.LS_VENV_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    assert labelstudio_dev.default_ls_venv() == tmp_path / ".ls-venv"
+    # run from this checkout: its own .ls-venv, wherever the working directory is
+    assert labelstudio_dev.default_ls_venv() == REPO / ".ls-venv"
     venv = tmp_path / "ls"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "label-studio").write_text("")
