@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from .measure import logger
 from .processes import free_port, start_process_group, stop_process_group, wait_http_ok
 
 __all__ = ["BackendProcess", "lasl_command"]
@@ -24,8 +24,7 @@ def lasl_command() -> list[str]:
     return [sys.executable, "-m", "lasl_backend.cli"]
 
 
-def _log(msg: str) -> None:
-    print(f"[backend {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+_log = logger("backend", clock=True)
 
 
 class BackendProcess:

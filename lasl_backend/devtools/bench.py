@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import resource
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from ..ner import NerModel, resolve_device
 from .bench_crf import bench_crf_kernel
 from .bench_scoring import bench_lpn_sizes, bench_one_record, bench_scoring, matmul_gflops, roofline_numbers, text_near_400
 from .bench_training import bench_lasl_round, bench_training
+from .measure import logger
 from .records import default_data_dir, load_records
 from .synthetic import LABELS
 from .torch_timing import torch_threads
@@ -53,8 +53,7 @@ from .torch_timing import torch_threads
 __all__ = ["default_data_dir", "load_records", "run_bench"]
 
 
-def _log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench")
 
 
 def run_bench(

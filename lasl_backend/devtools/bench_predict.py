@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,15 +14,14 @@ from ..ner import NerModel
 from ..ner.batching import collate, make_chunks
 from ..serving.store import ModelStore
 from .clients import HttpClient
-from .measure import loadavg, percentiles
+from .measure import loadavg, logger, percentiles
 from .payloads import LABELS6, check_predict_response, near_400, predict_body
 from .torch_timing import torch_threads
 
 __all__ = ["measure_predict", "profile_single"]
 
 
-def _log(msg: str) -> None:
-    print(f"[bench-server {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench-server", clock=True)
 
 
 def _ms(xs: Sequence[float]) -> dict[str, float]:

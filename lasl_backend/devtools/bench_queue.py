@@ -3,7 +3,6 @@ queue, on a project of annotated and unlabeled tasks (the module doc of ``bench_
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -12,14 +11,13 @@ from .backend_process import BackendProcess
 from .backend_state import effective_settings, follow_up_versions, imports_in_log, read_meta, runs_ok, wait_for_version
 from .clients import LSApi, project_metrics
 from .labelstudio_dev import connect_backend, ner_label_config
-from .measure import loadavg
+from .measure import loadavg, logger
 from .payloads import LABELS6, annotated_task
 
 __all__ = ["measure_queue"]
 
 
-def _log(msg: str) -> None:
-    print(f"[bench-server {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench-server", clock=True)
 
 
 def measure_queue(api: LSApi, ls_url: str, token: str, backend: BackendProcess, recs: Sequence[Any], n_labeled: int, deadline_s: float) -> tuple[dict[str, Any], int, str, str]:

@@ -3,7 +3,6 @@ matmul roofline, one record's latency as /predict computes it, and both for each
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -11,15 +10,14 @@ from typing import Any
 import torch
 
 from ..ner import NerModel
-from .measure import percentiles
+from .measure import logger, percentiles
 from .synthetic import LABELS
 from .torch_timing import sync, torch_threads
 
 __all__ = ["bench_lpn_sizes", "bench_one_record", "bench_scoring", "bilstm_flops_per_char", "matmul_gflops", "roofline_numbers"]
 
 
-def _log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench")
 
 
 def matmul_gflops(n: int = 2048, reps: int = 5, device: torch.device = torch.device("cpu")) -> float:

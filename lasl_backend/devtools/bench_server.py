@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -58,14 +57,13 @@ from .bench_push import measure_push
 from .bench_queue import measure_queue
 from .clients import LSApi
 from .labelstudio_dev import LabelStudioServer, ensure_ls_venv
-from .measure import loadavg
+from .measure import loadavg, logger
 from .records import default_data_dir, load_records, pad_with_synthetic
 
 __all__ = ["ServerBenchSizes", "run_server_bench"]
 
 
-def _log(msg: str) -> None:
-    print(f"[bench-server {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench-server", clock=True)
 
 
 @dataclass(frozen=True)

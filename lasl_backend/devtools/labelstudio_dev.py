@@ -36,6 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
+from .measure import logger
 from .processes import free_port, http_json, port_is_free, start_process_group, stop_process_group, wait_http_ok
 
 __all__ = [
@@ -61,8 +62,7 @@ LS_VENV_ENV = "LASL_LS_VENV"
 _STAMP = ".lasl-installed"
 
 
-def _log(msg: str) -> None:
-    print(f"[labelstudio_dev] {msg}", file=sys.stderr, flush=True)
+_log = logger("labelstudio_dev")
 
 
 # --------------------------------------------------------------------------------------------- install

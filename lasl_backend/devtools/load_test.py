@@ -42,15 +42,14 @@ from ..data import Record
 from .backend_process import BackendProcess
 from .clients import HttpClient, LSApi, project_metrics
 from .labelstudio_dev import LS_VERSION, LabelStudioServer, ensure_ls_venv, ner_label_config
-from .measure import loadavg, percentiles
+from .measure import loadavg, logger, percentiles
 from .payloads import LABELS6, annotated_task, check_predict_response, predict_body
 from .synthetic import make_records
 
 Auth = tuple[str, str] | None
 
 
-def log(msg: str) -> None:
-    print(f"[load-test {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = logger("load-test", clock=True)
 
 
 def start_training(url: str, pid: int, cfg: str, auth: Auth) -> dict[str, Any]:
