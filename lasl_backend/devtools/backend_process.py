@@ -16,7 +16,7 @@ from types import TracebackType
 from .measure import logger
 from .processes import free_port, start_process_group, stop_process_group, wait_http_ok
 
-__all__ = ["BackendProcess", "lasl_command"]
+__all__ = ["BackendProcess", "bench_backend_env", "lasl_command", "parse_env"]
 
 
 def lasl_command() -> list[str]:
@@ -25,6 +25,27 @@ def lasl_command() -> list[str]:
 
 
 _log = logger("backend", clock=True)
+
+
+def bench_backend_env(ls_url: str, ls_token: str) -> dict[str, str]:
+    """The settings every benchmark's backend starts from: talk to the Label Studio at ``ls_url``, start a
+    run only when the benchmark asks (``LASL_TRAIN_EVERY=1000000``: never by the annotation count), and
+    retry a failed Label Studio call after 1 s, not the default 5 s (``LASL_RETRY_BACKOFF_S``)."""
+    return {"LABEL_STUDIO_URL": ls_url, "LABEL_STUDIO_API_KEY": ls_token, "LASL_TRAIN_EVERY": "1000000", "LASL_RETRY_BACKOFF_S": "1"}
+
+
+def parse_env(spec: str) -> dict[str, str]:
+    """Extra backend settings from the command line: ``NAME=VALUE,NAME=VALUE`` → a dict, spaces around
+    names and values dropped, empty parts skipped. A part without ``=`` or a name is a ValueError naming it."""
+    out = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{part.strip()!r} is not NAME=VALUE (expected comma-separated NAME=VALUE settings)")
+        out[name.strip()] = value.strip()
+    return out
 
 
 class BackendProcess:

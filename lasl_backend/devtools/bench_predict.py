@@ -15,7 +15,8 @@ from ..ner.batching import collate, make_chunks
 from ..serving.store import ModelStore
 from .clients import HttpClient
 from .measure import loadavg, logger, percentiles
-from .payloads import LABELS6, check_predict_response, near_400, predict_body
+from .payloads import check_predict_response, near_400, predict_body
+from .synthetic import LABELS
 from .torch_timing import torch_threads
 
 __all__ = ["measure_predict", "profile_single"]
@@ -38,7 +39,7 @@ def measure_predict(backend_url: str, pid: int, cfg: str, texts: Sequence[str], 
 
     def one(batch: Sequence[str]) -> float:
         status, raw, dt = client.request("POST", "/predict", predict_body(pid, batch, cfg))
-        err, vs = check_predict_response(status, raw, batch, LABELS6)
+        err, vs = check_predict_response(status, raw, batch, LABELS)
         versions.update(vs)
         if err:
             errors[err] = errors.get(err, 0) + 1

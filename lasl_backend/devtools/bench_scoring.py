@@ -11,6 +11,7 @@ import torch
 
 from ..ner import NerModel
 from .measure import logger, percentiles
+from .payloads import near_400
 from .synthetic import LABELS
 from .torch_timing import sync, torch_threads
 
@@ -85,15 +86,10 @@ def bench_one_record(model: NerModel, text: str, n: int, workers: int) -> dict[s
     return {"chars": len(text), "n": n, **{f"{k}_ms": 1000 * v for k, v in percentiles(times).items()}}
 
 
-def text_near_400(texts: Sequence[str]) -> str:
-    """The text closest to 400 characters: the one-record benchmarks' record."""
-    return min(texts, key=lambda t: abs(len(t) - 400))
-
-
 def bench_lpn_sizes(texts: Sequence[str], threads: int, one_reps: int, pool_reps: int) -> list[dict[str, Any]]:
     """One record's latency and pool records/s for LPN sizes 2, 1 and 0 and the tagger alone
     (untrained weights: the same cost as trained ones, bar the decoding of spurious entities)."""
-    one_text = text_near_400(texts)
+    one_text = near_400(texts, 1)[0]
     rows = []
     for layers in (2, 1, 0, None):
         _log(f"  loss net: {'none (tagger alone)' if layers is None else f'LPN with {layers} Bi-LSTM layers'}")

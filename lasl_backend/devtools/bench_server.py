@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from ..serving.store import ModelStore
-from .backend_process import BackendProcess
+from .backend_process import BackendProcess, bench_backend_env
 from .bench_predict import measure_predict, profile_single
 from .bench_push import measure_push
 from .bench_queue import measure_queue
@@ -135,7 +135,7 @@ def run_server_bench(
         _log(f"work dir {tmp}")
         ls = stack.enter_context(LabelStudioServer(tmp / "ls", ls_venv=ensure_ls_venv()))
         api = LSApi(ls.url, ls.token)
-        common = {"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token, "LASL_TRAIN_EVERY": "1000000", "LASL_RETRY_BACKOFF_S": "1"}
+        common = bench_backend_env(ls.url, ls.token)
         if not sz.push_only:
             _queue_and_predict(api, ls, tmp, dict(common, **(sz.queue_env or {})), recs, sz, quick, out, save)
         _pushes(api, tmp, common, recs, pool_texts, sz.push_sizes, out, save)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from lasl_backend.config import Settings
 from lasl_backend.devtools import labelstudio_dev, load_test, lpn_speed, profile_one_record, queue_bench
+from lasl_backend.devtools.backend_process import bench_backend_env, parse_env
 from lasl_backend.devtools.backend_state import imports_in_log
 from lasl_backend.devtools.bench_server import ServerBenchSizes, _summary
 from lasl_backend.devtools.demo import parse_args as demo_args
@@ -31,22 +33,45 @@ def test_load_test_backend_env_adds_the_training_settings_to_basic_auth() -> Non
     class LS:
         url, token = "http://127.0.0.1:8080", "tok123"
 
-    env = load_test.backend_env(LS(), ("lasl", "pw"), "LASL_EPOCHS=2, LASL_MIN_STEPS = 40,")  # type: ignore[arg-type]
+    a = load_test.parse_args(["--out", "x.json", "--train-env", "LASL_EPOCHS=2, LASL_MIN_STEPS = 40,"])
+    env = load_test.backend_env(LS(), ("lasl", "pw"), a.train_env)  # type: ignore[arg-type]
     assert env["BASIC_AUTH_USER"] == "lasl" and env["BASIC_AUTH_PASS"] == "pw"
     assert env["LABEL_STUDIO_URL"] == LS.url and env["LABEL_STUDIO_API_KEY"] == "tok123"
     assert env["LASL_EPOCHS"] == "2" and env["LASL_MIN_STEPS"] == "40"
     assert env["LASL_TRAIN_EVERY"] == "1000000"  # only the load test's own trigger starts a run
+    assert load_test.parse_args(["--out", "x.json"]).train_env == {"LASL_EPOCHS": "2", "LASL_MIN_STEPS": "40"}  # the default
 
 
-def test_queue_bench_env_is_name_value_pairs(capsys: pytest.CaptureFixture[str]) -> None:
-    assert queue_bench.parse_env("") == {}
-    assert queue_bench.parse_env("LASL_TRAIN_SECONDS=30,LASL_EPOCHS=2") == {"LASL_TRAIN_SECONDS": "30", "LASL_EPOCHS": "2"}
-    assert queue_bench.parse_env("A=x=y") == {"A": "x=y"}
-    with pytest.raises(SystemExit):
-        queue_bench.parse_args(["--out", "q.json", "--env", "LASL_TRAIN_SECONDS"])
-    assert "is not NAME=VALUE" in capsys.readouterr().err
+def test_backend_settings_on_the_command_line_are_name_value_pairs() -> None:
+    assert parse_env("") == {} and parse_env(" , ") == {}
+    assert parse_env("LASL_TRAIN_SECONDS=30,LASL_EPOCHS=2") == {"LASL_TRAIN_SECONDS": "30", "LASL_EPOCHS": "2"}
+    assert parse_env("A=x=y") == {"A": "x=y"}
+    assert parse_env(" LASL_EPOCHS = 2 ,") == {"LASL_EPOCHS": "2"}
+    for bad in ("LASL_TRAIN_SECONDS", "A=1,B", "=3"):
+        with pytest.raises(ValueError, match="is not NAME=VALUE"):
+            parse_env(bad)
+
+
+@pytest.mark.parametrize("parse, option", [(queue_bench.parse_args, "--env"), (load_test.parse_args, "--train-env")])
+def test_a_bad_backend_setting_is_refused_with_its_option(parse, option: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    with pytest.raises(SystemExit) as exc:
+        parse(["--out", "q.json", option, "LASL_EPOCHS=2,LASL_TRAIN_SECONDS"])
+    assert exc.value.code == 2
+    assert f"{option}: 'LASL_TRAIN_SECONDS' is not NAME=VALUE" in capsys.readouterr().err
+
+
+def test_queue_bench_env_is_name_value_pairs() -> None:
     a = queue_bench.parse_args(["--out", "q.json", "--env", "LASL_TRAIN_SECONDS=30"])
     assert a.env == {"LASL_TRAIN_SECONDS": "30"} and (a.labeled, a.total) == (300, 1000)
+
+
+def test_the_benchmarks_backends_share_one_base_environment() -> None:
+    env = bench_backend_env("http://127.0.0.1:8080", "tok")
+    assert env == {"LABEL_STUDIO_URL": "http://127.0.0.1:8080", "LABEL_STUDIO_API_KEY": "tok",
+                   "LASL_TRAIN_EVERY": "1000000", "LASL_RETRY_BACKOFF_S": "1"}
+    # what the backend makes of it: no run by the annotation count, a short first retry
+    settings = Settings.from_env(env)
+    assert settings.train_every == 1_000_000 and settings.retry_backoff_s == 1.0
 
 
 def test_speed_tools_defaults() -> None:
