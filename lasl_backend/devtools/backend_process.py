@@ -50,9 +50,10 @@ def parse_env(spec: str) -> dict[str, str]:
 
 class BackendProcess:
     """``lasl serve`` on 127.0.0.1 in its own process group, with ``MODEL_DIR`` in ``model_dir`` and one torch
-    thread (``LASL_TORCH_THREADS=1``, as the backend runs by default); ``env`` adds or overrides settings."""
+    thread (``LASL_TORCH_THREADS=1``, as the backend runs by default); ``env`` adds or overrides settings,
+    ``log_level`` is ``lasl serve --log-level`` (gunicorn's own log) if given."""
 
-    def __init__(self, model_dir: Path, log_path: Path, env: Mapping[str, str], threads: int = 8) -> None:
+    def __init__(self, model_dir: Path, log_path: Path, env: Mapping[str, str], threads: int = 8, log_level: str | None = None) -> None:
         self.port = free_port()
         self.log_path = log_path
         self.env = dict(os.environ)
@@ -60,6 +61,7 @@ class BackendProcess:
         self.env.update({"MODEL_DIR": str(model_dir), "LASL_TORCH_THREADS": "1", "LOG_LEVEL": "INFO"})
         self.env.update(env)
         self.threads = threads
+        self.log_level = log_level
         #: the server's working directory: the model directory's parent, nothing of a checkout
         self.cwd = model_dir.parent
         self.proc: subprocess.Popen[bytes] | None = None
@@ -69,7 +71,8 @@ class BackendProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def argv(self) -> list[str]:
-        return [*lasl_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--threads", str(self.threads)]
+        level = ["--log-level", self.log_level] if self.log_level else []
+        return [*lasl_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--threads", str(self.threads), *level]
 
     def __enter__(self) -> BackendProcess:
         argv = self.argv()

@@ -99,7 +99,7 @@ def test_the_backend_command_runs_the_installed_cli(installed: Path, tmp_path: P
 def test_the_moved_tools_run_as_modules_of_the_installation(installed: Path, tmp_path: Path) -> None:
     """Each tool answers ``--help`` through ``python -m`` with only the installation on the path."""
     tools = ["devtools.load_test", "devtools.queue_bench", "devtools.lpn_speed", "devtools.profile_one_record",
-             "devtools.bench_server", "devtools.demo", "devtools.labelstudio_dev", "sim.results_table", "sim.compare_lpn_sizes"]
+             "devtools.bench_server", "devtools.demo", "devtools.labelstudio_dev", "devtools.webhook_flood", "sim.results_table", "sim.compare_lpn_sizes"]
     script = (
         "import runpy, sys\n"
         f"for name in {tools!r}:\n"

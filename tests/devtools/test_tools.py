@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lasl_backend.config import Settings
-from lasl_backend.devtools import labelstudio_dev, load_test, lpn_speed, profile_one_record, queue_bench
+from lasl_backend.devtools import labelstudio_dev, load_test, lpn_speed, profile_one_record, queue_bench, webhook_flood
 from lasl_backend.devtools.backend_process import bench_backend_env, parse_env
 from lasl_backend.devtools.backend_state import imports_in_log
 from lasl_backend.devtools.bench_server import ServerBenchSizes, _summary
@@ -129,3 +129,18 @@ def test_label_studio_venv_default_and_an_existing_install(tmp_path: Path, monke
 def test_demo_takes_the_label_studio_venv_from_the_environment_by_default() -> None:
     a = demo_args([])
     assert a.ls_venv is None and a.backend_cmd is None and (a.ls_port, a.backend_port) == (8080, 9090)
+
+
+def test_the_webhook_flood_runs_against_the_real_server(capsys: pytest.CaptureFixture[str]) -> None:
+    """A small flood end to end: the server this installation starts takes every forged event, still confirms
+    the real one, and the report has the keys docs/results/webhook_flood.json was written with."""
+    report = webhook_flood.run_flood(events=120, clients=3, confirm_timeout=30)
+    assert list(report) == ["events", "clients", "setup_status", "rss_kb_at_start", "rss_kb_before", "flood", "rss_kb_after_flood",
+                            "metrics_after_flood", "real_event", "metrics_after_real_event", "rss_kb_end", "worker_rss_growth_mb",
+                            "server_log_tail"]
+    assert report["setup_status"] == 200
+    assert report["flood"]["statuses"] == {"200": 120} and report["flood"]["queued"] == 120
+    assert report["metrics_after_flood"]["backlog"] >= 120  # Label Studio is down: nothing could be confirmed
+    real = report["real_event"]
+    assert real["status"] == 200 and real["confirmed_after_s"] is not None and real["label_studio_requests"] >= 1
+    assert "flood: {" in capsys.readouterr().out
