@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "ner": {"crf", "data", "metrics", "atomic"},
     "labelstudio": {"data"},
     "serving": {"labelstudio", "strategies", "ner", "config", "data", "metrics", "atomic", "lasl_backend"},
-    "sim": {"strategies", "ner", "data", "metrics"},
+    "sim": {"strategies", "ner", "data", "metrics", "atomic"},
     "cli": {"config", "data", "metrics", "ner", "serving", "sim", "devtools"},
     "devtools": {"atomic", "config", "crf", "data", "labelstudio", "metrics", "ner", "serving", "sim", "strategies", "lasl_backend"},
     "lasl_backend": set(),

@@ -4,7 +4,6 @@ settings it runs with, and when Label Studio names its new version (its /metrics
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +12,7 @@ from ..config import Settings
 from ..serving.store import ModelStore
 from .backend_process import BackendProcess
 from .clients import LSApi, project_metrics
+from .measure import logger
 
 __all__ = [
     "LS_POLL_S",
@@ -28,8 +28,7 @@ __all__ = [
 LS_POLL_S = 2.0
 
 
-def _log(msg: str) -> None:
-    print(f"[bench-server {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench-server", clock=True)
 
 
 def runs_ok(backend_url: str, pid: int) -> int:

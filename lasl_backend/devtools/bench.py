@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import resource
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,10 @@ from ..config import Settings
 from ..data import Record, read_jsonl
 from ..ner import NerModel, resolve_device
 from .bench_crf import bench_crf_kernel
-from .bench_scoring import bench_lpn_sizes, bench_one_record, bench_scoring, matmul_gflops, roofline_numbers, text_near_400
+from .bench_scoring import bench_lpn_sizes, bench_one_record, bench_scoring, matmul_gflops, roofline_numbers
 from .bench_training import bench_lasl_round, bench_training
+from .measure import logger
+from .payloads import near_400
 from .records import default_data_dir, load_records
 from .synthetic import LABELS
 from .torch_timing import torch_threads
@@ -53,8 +54,7 @@ from .torch_timing import torch_threads
 __all__ = ["default_data_dir", "load_records", "run_bench"]
 
 
-def _log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench")
 
 
 def run_bench(
@@ -122,7 +122,7 @@ def _lpn_sections(texts: list[str], threads: int, quick: bool, reps: int, dev: t
     same two numbers for each LPN size."""
     _log("one record and the pool with the LPN (what /predict and the pool push compute)")
     lpn_model = NerModel.create(list(LABELS), texts=texts, lossnet_kind="lpn", lpn_layers=layers).to(dev)
-    one_record = bench_one_record(lpn_model, text_near_400(texts), 20 if quick else 200, workers=threads)
+    one_record = bench_one_record(lpn_model, near_400(texts, 1)[0], 20 if quick else 200, workers=threads)
     scoring_lpn = bench_scoring(lpn_model, texts, reps, workers=threads)
     scoring_lpn["push_10k_scoring_s_estimate"] = 10_000 / scoring_lpn["records_per_s"]
     _log(f"  one {one_record['chars']}-char record p50/p95 {one_record['p50_ms']:.1f}/{one_record['p95_ms']:.1f} ms; "

@@ -3,27 +3,27 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..ner import NerModel
 from ..ner.batching import collate, make_chunks
 from ..serving.store import ModelStore
 from .clients import HttpClient
-from .measure import loadavg, percentiles
-from .payloads import LABELS6, check_predict_response, near_400, predict_body
-from .torch_timing import torch_threads
+from .measure import loadavg, logger, percentiles
+from .payloads import check_predict_response, near_400, predict_body
+from .synthetic import LABELS
+from .torch_timing import sync, torch_threads
 
 __all__ = ["measure_predict", "profile_single"]
 
 
-def _log(msg: str) -> None:
-    print(f"[bench-server {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench-server", clock=True)
 
 
 def _ms(xs: Sequence[float]) -> dict[str, float]:
@@ -40,7 +40,7 @@ def measure_predict(backend_url: str, pid: int, cfg: str, texts: Sequence[str], 
 
     def one(batch: Sequence[str]) -> float:
         status, raw, dt = client.request("POST", "/predict", predict_body(pid, batch, cfg))
-        err, vs = check_predict_response(status, raw, batch, LABELS6)
+        err, vs = check_predict_response(status, raw, batch, LABELS)
         versions.update(vs)
         if err:
             errors[err] = errors.get(err, 0) + 1
@@ -122,13 +122,15 @@ def profile_single(model_dir: Path, pid: int, version: str, texts: Sequence[str]
 
 
 def _one_record_parts(model: NerModel, sample: Sequence[str]) -> dict[str, list[float]]:
-    """Seconds of each record's whole predict (with and without the loss net) and of its three parts."""
+    """Seconds of each record's whole predict (with and without the loss net) and of its three parts, each
+    until its result is ready (a GPU's queued work waited for), so the parts mean the same on any device."""
     tagger = model.served
     parts: dict[str, list[float]] = {"full": [], "nolpn": [], "enc": [], "crf": [], "lpn": []}
 
     def timed(key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         s = time.perf_counter()
         out = fn(*args, **kwargs)
+        sync(model.device)
         parts[key].append(time.perf_counter() - s)
         return out
 
@@ -136,9 +138,15 @@ def _one_record_parts(model: NerModel, sample: Sequence[str]) -> dict[str, list[
         for t in sample:
             timed("full", model.predict, [t])
             timed("nolpn", model.predict, [t], with_lossnet=False)
-            ids, mask, _ = collate(make_chunks([t], model.encode, model.max_len))
+            ids, mask, _ = collate(make_chunks([t], model.encode, model.max_len), model.device)
             em, layers = timed("enc", tagger, ids, mask)
             b = timed("crf", tagger.bounds, em, mask, with_marginals=True)
             if model.lossnet is not None:
-                timed("lpn", model.lossnet.predict_loss, layers, mask, b)
+                timed("lpn", _loss_on_host, model, layers, mask, b)
     return parts
+
+
+def _loss_on_host(model: NerModel, layers: Sequence[torch.Tensor], mask: torch.Tensor, bounds: Any) -> np.ndarray:
+    """The loss net's L_p as prediction hands it on: float64 on the CPU."""
+    assert model.lossnet is not None
+    return model.lossnet.predict_loss(layers, mask, bounds).double().cpu().numpy()

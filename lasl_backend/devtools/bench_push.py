@@ -3,7 +3,6 @@ START_TRAINING to the backend's /webhook, and the run's scoring and import times
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -12,21 +11,21 @@ from .backend_process import BackendProcess
 from .backend_state import imports_in_log, read_meta, runs_ok, wait_for_version
 from .clients import HttpClient, LSApi, project_metrics
 from .labelstudio_dev import ner_label_config
-from .measure import loadavg
-from .payloads import LABELS6, annotated_task
+from .measure import loadavg, logger
+from .payloads import annotated_task
+from .synthetic import LABELS
 
 __all__ = ["measure_push"]
 
 
-def _log(msg: str) -> None:
-    print(f"[bench-server {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench-server", clock=True)
 
 
 def measure_push(api: LSApi, backend: BackendProcess, recs: Sequence[Any], n_pool: int, pool_texts: Sequence[str], deadline_s: float) -> dict[str, Any]:
     """Numbers of one push of ``n_pool`` tasks (+5 annotated ones to train on)."""
-    cfg = ner_label_config(LABELS6)
+    cfg = ner_label_config(LABELS)
     pid = api.create_project(f"bench push {n_pool}", cfg)
-    tasks = [annotated_task(r.text, r.entities, LABELS6) for r in recs[:5]]
+    tasks = [annotated_task(r.text, r.entities, LABELS) for r in recs[:5]]
     tasks += [{"data": {"text": t}} for t in pool_texts[:n_pool]]
     t = time.monotonic()
     api.import_tasks(pid, tasks)

@@ -3,7 +3,6 @@ queue, on a project of annotated and unlabeled tasks (the module doc of ``bench_
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -12,20 +11,20 @@ from .backend_process import BackendProcess
 from .backend_state import effective_settings, follow_up_versions, imports_in_log, read_meta, runs_ok, wait_for_version
 from .clients import LSApi, project_metrics
 from .labelstudio_dev import connect_backend, ner_label_config
-from .measure import loadavg
-from .payloads import LABELS6, annotated_task
+from .measure import loadavg, logger
+from .payloads import annotated_task
+from .synthetic import LABELS
 
 __all__ = ["measure_queue"]
 
 
-def _log(msg: str) -> None:
-    print(f"[bench-server {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench-server", clock=True)
 
 
 def measure_queue(api: LSApi, ls_url: str, token: str, backend: BackendProcess, recs: Sequence[Any], n_labeled: int, deadline_s: float) -> tuple[dict[str, Any], int, str, str]:
     """(numbers, project id, the first new version, label config). The clock starts at
     ``POST /api/ml/{id}/train`` through Label Studio."""
-    cfg = ner_label_config(LABELS6)
+    cfg = ner_label_config(LABELS)
     pid = _project(api, recs, n_labeled, cfg)
     ml_id = connect_backend(ls_url, token, pid, backend.url, "lasl-bench")
     runs_before = runs_ok(backend.url, pid)
@@ -58,7 +57,7 @@ def measure_queue(api: LSApi, ls_url: str, token: str, backend: BackendProcess, 
 def _project(api: LSApi, recs: Sequence[Any], n_labeled: int, cfg: str) -> int:
     """A project with the first ``n_labeled`` records annotated (their gold entities) and the rest unlabeled."""
     pid = api.create_project("bench queue", cfg)
-    tasks = [annotated_task(r.text, r.entities, LABELS6) for r in recs[:n_labeled]]
+    tasks = [annotated_task(r.text, r.entities, LABELS) for r in recs[:n_labeled]]
     tasks += [{"data": {"text": r.text}} for r in recs[n_labeled:]]
     t = time.monotonic()
     api.import_tasks(pid, tasks)

@@ -3,7 +3,6 @@ matmul roofline, one record's latency as /predict computes it, and both for each
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -11,15 +10,15 @@ from typing import Any
 import torch
 
 from ..ner import NerModel
-from .measure import percentiles
+from .measure import logger, percentiles
+from .payloads import near_400
 from .synthetic import LABELS
 from .torch_timing import sync, torch_threads
 
 __all__ = ["bench_lpn_sizes", "bench_one_record", "bench_scoring", "bilstm_flops_per_char", "matmul_gflops", "roofline_numbers"]
 
 
-def _log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench")
 
 
 def matmul_gflops(n: int = 2048, reps: int = 5, device: torch.device = torch.device("cpu")) -> float:
@@ -87,15 +86,10 @@ def bench_one_record(model: NerModel, text: str, n: int, workers: int) -> dict[s
     return {"chars": len(text), "n": n, **{f"{k}_ms": 1000 * v for k, v in percentiles(times).items()}}
 
 
-def text_near_400(texts: Sequence[str]) -> str:
-    """The text closest to 400 characters: the one-record benchmarks' record."""
-    return min(texts, key=lambda t: abs(len(t) - 400))
-
-
 def bench_lpn_sizes(texts: Sequence[str], threads: int, one_reps: int, pool_reps: int) -> list[dict[str, Any]]:
     """One record's latency and pool records/s for LPN sizes 2, 1 and 0 and the tagger alone
     (untrained weights: the same cost as trained ones, bar the decoding of spurious entities)."""
-    one_text = text_near_400(texts)
+    one_text = near_400(texts, 1)[0]
     rows = []
     for layers in (2, 1, 0, None):
         _log(f"  loss net: {'none (tagger alone)' if layers is None else f'LPN with {layers} Bi-LSTM layers'}")

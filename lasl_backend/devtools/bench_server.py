@@ -1,7 +1,7 @@
 """``lasl bench --server``: the backend's serving numbers against a REAL Label Studio and the real
 gunicorn server.
 
-Everything runs on 127.0.0.1: a Label Studio 1.23.2 from its venv (``$LASL_LS_VENV``, else ``./.ls-venv``;
+Everything runs on 127.0.0.1: a Label Studio 1.23.2 from its venv (``labelstudio_dev.default_ls_venv``;
 ``LabelStudioServer``, SQLite, a temporary data dir) and ``lasl serve`` of this installation as a
 subprocess (``BackendProcess``) with ``MODEL_DIR`` in a temporary dir and ``LASL_TORCH_THREADS=1``. What is
 timed, one module each:
@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -52,20 +51,19 @@ from pathlib import Path
 from typing import Any
 
 from ..serving.store import ModelStore
-from .backend_process import BackendProcess
+from .backend_process import BackendProcess, bench_backend_env
 from .bench_predict import measure_predict, profile_single
 from .bench_push import measure_push
 from .bench_queue import measure_queue
 from .clients import LSApi
 from .labelstudio_dev import LabelStudioServer, ensure_ls_venv
-from .measure import loadavg
+from .measure import loadavg, logger
 from .records import default_data_dir, load_records, pad_with_synthetic
 
 __all__ = ["ServerBenchSizes", "run_server_bench"]
 
 
-def _log(msg: str) -> None:
-    print(f"[bench-server {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+_log = logger("bench-server", clock=True)
 
 
 @dataclass(frozen=True)
@@ -137,7 +135,7 @@ def run_server_bench(
         _log(f"work dir {tmp}")
         ls = stack.enter_context(LabelStudioServer(tmp / "ls", ls_venv=ensure_ls_venv()))
         api = LSApi(ls.url, ls.token)
-        common = {"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token, "LASL_TRAIN_EVERY": "1000000", "LASL_RETRY_BACKOFF_S": "1"}
+        common = bench_backend_env(ls.url, ls.token)
         if not sz.push_only:
             _queue_and_predict(api, ls, tmp, dict(common, **(sz.queue_env or {})), recs, sz, quick, out, save)
         _pushes(api, tmp, common, recs, pool_texts, sz.push_sizes, out, save)

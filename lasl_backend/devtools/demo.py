@@ -3,7 +3,7 @@
 Why: one command shows the whole loop a person would use (connect backend, annotate, train, prelabels and
 uncertainty-ordered tasks) without any research-only data: the texts come from ``lasl_backend.devtools.synthetic``.
 
-Steps: install Label Studio's venv if missing (``--ls-venv``, default ``$LASL_LS_VENV``, else ``./.ls-venv``),
+Steps: install Label Studio's venv if missing (``--ls-venv``, default ``$LASL_LS_VENV``, else the checkout's ``.ls-venv``, else ``./.ls-venv``),
 start Label Studio on 127.0.0.1 (8080 if free), start ``lasl serve`` of this installation on 127.0.0.1:9090, create the project "EMR NER demo" with the six CCKS labels, import the demo
 texts, connect the backend (and check its webhook), annotate a few tasks through the API with the synthetic
 gold entities, ask the backend to train, then wait for Ctrl-C and stop both servers.
@@ -209,7 +209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend-port", type=int, default=9090, help="backend port (another free one if busy)")
     p.add_argument("--data-dir", default="runs/demo-ls", help="Label Studio data dir (kept between runs)")
     p.add_argument("--model-dir", default="runs/demo-models", help="MODEL_DIR for the backend")
-    p.add_argument("--ls-venv", default=None, help=f"venv holding label-studio 1.23.2 (default ${LS_VENV_ENV}, else ./.ls-venv)")
+    p.add_argument("--ls-venv", default=None, help=f"venv holding label-studio 1.23.2 (default ${LS_VENV_ENV}, else the checkout's .ls-venv, else ./.ls-venv)")
     p.add_argument("--tasks", type=int, default=40, help="number of synthetic tasks to import")
     p.add_argument("--annotate", type=int, default=8, help="tasks to annotate with gold entities")
     p.add_argument("--no-train", dest="train", action="store_false", help="skip POST /api/ml/{id}/train")

@@ -6,8 +6,9 @@ both ``ML_BLOCK_LOCAL_IP`` and ``SSRF_PROTECTION_ENABLED`` are off, and a busy p
 one silently (docs/serving.md, "Label Studio facts"). Label Studio lives in its own venv (~1 GB) because its
 pins (Django, pandas, boto3, ...) must not leak into the backend's environment.
 
-Where that venv is: ``$LASL_LS_VENV``, else ``.ls-venv`` in the current directory (``make`` passes the
-repository's), so the tools work the same from an installed package as from a checkout.
+Where that venv is: ``$LASL_LS_VENV``; else, when the package runs from a source checkout, that checkout's
+``.ls-venv`` (wherever the tool or pytest is started, so a subdirectory gets no second ~1 GB venv); else
+``.ls-venv`` in the current directory (an installed package has no repository to point into).
 
 Manual check (installs the venv on first use, ~90 s; then ~40 s for the first start)::
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
+from .measure import logger
 from .processes import free_port, http_json, port_is_free, start_process_group, stop_process_group, wait_http_ok
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "free_port",
     "ner_label_config",
     "sdk_client",
+    "source_checkout",
     "wait_http_ok",
 ]
 
@@ -59,16 +62,26 @@ LS_VENV_ENV = "LASL_LS_VENV"
 _STAMP = ".lasl-installed"
 
 
-def _log(msg: str) -> None:
-    print(f"[labelstudio_dev] {msg}", file=sys.stderr, flush=True)
+_log = logger("labelstudio_dev")
 
 
 # --------------------------------------------------------------------------------------------- install
 
 
 def default_ls_venv() -> Path:
-    """Label Studio's venv: ``$LASL_LS_VENV``, else ``.ls-venv`` in the current directory."""
-    return Path(os.environ.get(LS_VENV_ENV) or ".ls-venv").absolute()
+    """Label Studio's venv: ``$LASL_LS_VENV``, else the source checkout's ``.ls-venv``, else ``.ls-venv`` in
+    the current directory (module doc)."""
+    if os.environ.get(LS_VENV_ENV):
+        return Path(os.environ[LS_VENV_ENV]).absolute()
+    checkout = source_checkout()
+    return checkout / ".ls-venv" if checkout is not None else Path(".ls-venv").absolute()
+
+
+def source_checkout() -> Path | None:
+    """The repository this package runs from (the directory above ``lasl_backend`` holds ``pyproject.toml``),
+    or None for an installed package."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() else None
 
 
 def ensure_ls_venv(path: Path | None = None, python: str | None = None) -> Path:
@@ -392,9 +405,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lasl_backend.devtools.labelstudio_dev", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="start Label Studio in a temp dir and connect a stub backend to a project")
-    c.add_argument("--ls-venv", type=Path, default=None, help=f"Label Studio's venv (default ${LS_VENV_ENV}, else ./.ls-venv)")
+    c.add_argument("--ls-venv", type=Path, default=None, help=f"Label Studio's venv (default ${LS_VENV_ENV}, else the checkout's .ls-venv, else ./.ls-venv)")
     i = sub.add_parser("install", help="install label-studio into VENV_DIR and print its path")
-    i.add_argument("venv", nargs="?", type=Path, default=None, metavar="VENV_DIR", help=f"default ${LS_VENV_ENV}, else ./.ls-venv")
+    i.add_argument("venv", nargs="?", type=Path, default=None, metavar="VENV_DIR", help=f"default ${LS_VENV_ENV}, else the checkout's .ls-venv, else ./.ls-venv")
     args = p.parse_args(argv)
     if args.command == "check":
         return _check(args.ls_venv)

@@ -3,8 +3,8 @@ real gunicorn server on loopback, while a training run swaps the model. Not a ti
 
     python -m lasl_backend.devtools.load_test --out docs/results/load_test.json
 
-By default it starts its own stack on 127.0.0.1: a real Label Studio 1.23.2 (its venv from ``$LASL_LS_VENV``,
-else ``./.ls-venv``; temp data dir) with a project of annotated and unlabeled synthetic EMR tasks, and
+By default it starts its own stack on 127.0.0.1: a real Label Studio 1.23.2 (its venv from
+``labelstudio_dev.default_ls_venv``; temp data dir) with a project of annotated and unlabeled synthetic EMR tasks, and
 ``lasl serve`` of this installation with
 ``BASIC_AUTH_USER``/``BASIC_AUTH_PASS`` set (every /predict carries them) and ``LASL_TORCH_THREADS=1``.
 It trains version 1 first (START_TRAINING through the backend's ``/webhook`` with basic auth, as Label
@@ -33,24 +33,23 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from ..data import Record
-from .backend_process import BackendProcess
+from .backend_process import BackendProcess, bench_backend_env, parse_env
 from .clients import HttpClient, LSApi, project_metrics
 from .labelstudio_dev import LS_VERSION, LabelStudioServer, ensure_ls_venv, ner_label_config
-from .measure import loadavg, percentiles
-from .payloads import LABELS6, annotated_task, check_predict_response, predict_body
-from .synthetic import make_records
+from .measure import loadavg, logger, percentiles
+from .payloads import annotated_task, check_predict_response, predict_body
+from .synthetic import LABELS, make_records
 
 Auth = tuple[str, str] | None
 
 
-def log(msg: str) -> None:
-    print(f"[load-test {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = logger("load-test", clock=True)
 
 
 def start_training(url: str, pid: int, cfg: str, auth: Auth) -> dict[str, Any]:
@@ -114,7 +113,7 @@ class Load:
         body = json.dumps(predict_body(self.pid, [text], self.cfg, first_id=k * 1_000_000 + i), ensure_ascii=False).encode()
         try:
             status, raw, dt = c.request("POST", "/predict", body)
-            err, vs = check_predict_response(status, raw, [text], LABELS6)
+            err, vs = check_predict_response(status, raw, [text], LABELS)
         except Exception as exc:  # noqa: BLE001 - a transport failure is an error to count
             dt, err, vs, raw = float("nan"), f"transport_{type(exc).__name__}", [], b""
         now = time.monotonic() - self.t0
@@ -218,18 +217,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--clients must be in [1, 64] and --requests in [1, 100000]")
     if args.backend_url and args.project is None:
         ap.error("--backend-url needs --project")
+    try:
+        args.train_env = parse_env(args.train_env)
+    except ValueError as exc:
+        ap.error(f"--train-env: {exc}")
     return args
 
 
-def backend_env(ls: LabelStudioServer, auth: tuple[str, str], train_env: str) -> dict[str, str]:
-    """The self-started backend's settings: talk to ``ls``, basic auth on, no training by annotation count,
-    and ``train_env`` ("K=V,K=V") on top."""
-    env = {"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token, "BASIC_AUTH_USER": auth[0], "BASIC_AUTH_PASS": auth[1],
-           "LASL_TRAIN_EVERY": "1000000", "LASL_RETRY_BACKOFF_S": "1"}
-    for kv in filter(None, train_env.split(",")):
-        k, _, v = kv.partition("=")
-        env[k.strip()] = v.strip()
-    return env
+def backend_env(ls: LabelStudioServer, auth: tuple[str, str], train_env: Mapping[str, str]) -> dict[str, str]:
+    """The self-started backend's settings: the benchmarks' (``bench_backend_env``), basic auth on, and
+    ``train_env`` (``--train-env``) on top."""
+    return {**bench_backend_env(ls.url, ls.token), "BASIC_AUTH_USER": auth[0], "BASIC_AUTH_PASS": auth[1], **train_env}
 
 
 def _self_started_stack(stack: ExitStack, args: argparse.Namespace, recs: list[Record], cfg: str,
@@ -239,7 +237,7 @@ def _self_started_stack(stack: ExitStack, args: argparse.Namespace, recs: list[R
     ls = stack.enter_context(LabelStudioServer(tmp / "ls", ls_venv=ensure_ls_venv()))
     api = LSApi(ls.url, ls.token)
     pid = api.create_project("load test", cfg)
-    tasks = [annotated_task(r.text, r.entities, LABELS6) for r in recs[: args.labeled]]
+    tasks = [annotated_task(r.text, r.entities, LABELS) for r in recs[: args.labeled]]
     tasks += [{"data": {"text": r.text}} for r in recs[args.labeled : args.labeled + args.unlabeled]]
     api.import_tasks(pid, tasks)
     auth = ("lasl", secrets.token_urlsafe(16))
@@ -285,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     recs = make_records(max(args.labeled + args.unlabeled, 50), seed=21, mean_chars=418)
     texts = sorted((r.text for r in recs), key=lambda t: abs(len(t) - 400))[:200]
-    cfg = ner_label_config(LABELS6)
+    cfg = ner_label_config(LABELS)
     report: dict[str, Any] = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cpus": os.cpu_count(),
                               "note": "shared machine: other processes run beside the load; see loadavg_* (1, 5, 15 min)",
                               "record_chars_mean": round(sum(len(t) for t in texts) / len(texts), 1)}

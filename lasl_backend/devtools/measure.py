@@ -1,4 +1,5 @@
-"""Numbers every benchmark here reports: wall times, percentiles, the machine's load average.
+"""Numbers every benchmark here reports (wall times, percentiles, the machine's load average) and the
+tools' progress lines.
 
 Standard library only, so the HTTP load generator imports no torch (``torch_timing`` has the torch side).
 """
@@ -7,10 +8,11 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 
-__all__ = ["best_seconds", "loadavg", "percentiles", "seconds"]
+__all__ = ["best_seconds", "loadavg", "logger", "percentiles", "seconds"]
 
 
 def seconds(fn: Callable[[], object]) -> float:
@@ -42,3 +44,14 @@ def percentiles(xs: Sequence[float], qs: Sequence[float] = (50, 95, 99)) -> dict
 def loadavg() -> list[float]:
     """The machine's 1, 5 and 15 minute load averages: on a shared machine, how contended a number is."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def logger(prefix: str, clock: bool = False) -> Callable[[str], None]:
+    """A function that prints ``[prefix] msg`` to stderr, flushed, so that stdout keeps only what a tool
+    reports; with ``clock``, the time after the prefix (long runs: which step took the minutes)."""
+
+    def log(msg: str) -> None:
+        stamp = f" {time.strftime('%H:%M:%S')}" if clock else ""
+        print(f"[{prefix}{stamp}] {msg}", file=sys.stderr, flush=True)
+
+    return log

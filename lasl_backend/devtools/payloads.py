@@ -7,11 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["LABELS6", "annotated_task", "check_predict_response", "near_400", "predict_body"]
-
-#: the six CCKS 2019 labels, in the order the benchmark projects' label config lists them
-LABELS6 = ("疾病和诊断", "影像检查", "实验室检验", "手术", "药物", "解剖部位")
-
+__all__ = ["annotated_task", "check_predict_response", "near_400", "predict_body"]
 
 def predict_body(pid: int, texts: Sequence[str], label_config: str, first_id: int = 1) -> dict[str, Any]:
     """A /predict body as Label Studio 1.23 sends it: the tasks, ``project`` as "<id>.<timestamp>", the label

@@ -13,25 +13,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .backend_process import BackendProcess
+from .backend_process import BackendProcess, bench_backend_env, parse_env
 from .bench_queue import measure_queue
 from .clients import LSApi
 from .labelstudio_dev import LabelStudioServer, ensure_ls_venv
 from .measure import loadavg
 from .records import default_data_dir, load_records, pad_with_synthetic
-
-
-def parse_env(spec: str) -> dict[str, str]:
-    """``NAME=VALUE,NAME=VALUE`` → a dict; a part without ``=`` is an error."""
-    out = {}
-    for kv in spec.split(","):
-        if not kv.strip():
-            continue
-        name, sep, value = kv.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"--env: {kv!r} is not NAME=VALUE")
-        out[name.strip()] = value
-    return out
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -44,7 +31,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     try:
         args.env = parse_env(args.env)
     except ValueError as exc:
-        ap.error(str(exc))
+        ap.error(f"--env: {exc}")
     return args
 
 
@@ -55,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lasl-queue-bench-") as tmp:
         with LabelStudioServer(Path(tmp) / "ls", ls_venv=ensure_ls_venv()) as ls:
             api = LSApi(ls.url, ls.token)
-            env = {"LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token, "LASL_TRAIN_EVERY": "1000000", "LASL_RETRY_BACKOFF_S": "1", **a.env}
+            env = {**bench_backend_env(ls.url, ls.token), **a.env}
             with BackendProcess(Path(tmp) / "models", Path(tmp) / "backend.log", env) as backend:
                 res, _, _, _ = measure_queue(api, ls.url, ls.token, backend, recs, a.labeled, 900)
     res["backend_env"] = a.env

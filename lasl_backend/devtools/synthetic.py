@@ -24,7 +24,7 @@ from ..data import Entity, Record
 
 __all__ = ["LABELS", "SLOTS", "demo_records", "make_record", "make_records"]
 
-#: The six CCKS 2019 labels, in the order the demo's label config lists them.
+#: The six CCKS 2019 labels, in the order the label configs of the demo and the benchmark projects list them.
 LABELS: tuple[str, ...] = ("疾病和诊断", "影像检查", "实验室检验", "手术", "药物", "解剖部位")
 
 # Template keys: one letter per label, so templates stay readable.

@@ -1,8 +1,8 @@
 """A flood of forged webhooks against the real server: does it stall a real event, does the process grow?
 
-``python -m lasl_backend.devtools.webhook_flood [--events 20000] [--clients 8]`` starts ``lasl serve``
-(``python -m lasl_backend.cli serve``) on a free port, with ``LABEL_STUDIO_URL`` pointing at a closed
-port and basic auth on, and connects one real project (``/setup``). Then:
+``python -m lasl_backend.devtools.webhook_flood [--events 20000] [--clients 8]`` starts ``lasl serve`` of
+this installation (``BackendProcess``, 8 threads) on a free port, with ``LABEL_STUDIO_URL`` pointing at a
+closed port and basic auth on, and connects one real project (``/setup``). Then:
 
 1. it sends ``--events`` anonymous ``ANNOTATION_CREATED`` events, each for a different made-up project,
    from ``--clients`` threads over keep-alive connections, and reports how fast they were accepted, the
@@ -10,26 +10,25 @@ port and basic auth on, and connects one real project (``/setup``). Then:
 2. it starts a small stand-in Label Studio on that port that knows one annotation of the real project,
    sends that annotation's event, and reports the seconds until /metrics shows it confirmed.
 
-It prints numbers and asserts nothing (docs/results.md, "Benchmarks").
+It prints numbers and asserts nothing (docs/operations.md, "Hardening").
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from base64 import b64encode
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from .backend_process import BackendProcess
+from .clients import HttpClient
+from .processes import free_port
 
 __all__ = ["main", "run_flood"]
 
@@ -39,26 +38,18 @@ REAL_PROJECT, REAL_ANNOTATION, REAL_TASK = 1, 777, 4242
 LABEL_CONFIG = '<View><Labels name="label" toName="text"><Label value="疾病和诊断"/></Labels><Text name="text" value="$text"/></View>'
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _auth_header() -> dict[str, str]:
-    return {"Authorization": "Basic " + b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()}
-
-
-def _request(port: int, method: str, path: str, body: Any = None, auth: bool = False, timeout: float = 10.0) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def _call(backend: BackendProcess, method: str, path: str, body: Any = None, auth: bool = False) -> tuple[int, Any]:
+    """One request on a connection of its own: (status, the decoded JSON answer or None)."""
+    client = HttpClient(backend.url, auth=AUTH if auth else None, timeout=10.0)
     try:
-        headers = {"Content-Type": "application/json", **(_auth_header() if auth else {})}
-        conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        return resp.status, json.loads(raw) if raw else None
+        status, raw, _ = client.request(method, path, body)
     finally:
-        conn.close()
+        client.close()
+    return status, json.loads(raw) if raw else None
+
+
+def _metrics(backend: BackendProcess) -> dict[str, Any]:
+    return _call(backend, "GET", "/metrics", auth=True)[1]
 
 
 def _rss_kb(pid: int) -> int | None:
@@ -88,63 +79,40 @@ def _event(annotation_id: int, project_id: int) -> dict[str, Any]:
             "annotation": {"id": annotation_id, "task": REAL_TASK, "result": [], "updated_at": "2026-11-26T05:00:00Z"}}
 
 
-class _Server:
-    """``lasl serve`` as a subprocess in its own process group."""
-
-    def __init__(self, port: int, ls_port: int, model_dir: Path, log_path: Path) -> None:
-        env = dict(os.environ, LABEL_STUDIO_URL=f"http://127.0.0.1:{ls_port}", LABEL_STUDIO_API_KEY=TOKEN,
-                   BASIC_AUTH_USER=AUTH[0], BASIC_AUTH_PASS=AUTH[1], MODEL_DIR=str(model_dir), LASL_TRAIN_EVERY="1",
-                   LOG_LEVEL="WARNING", LASL_RETRY_LATER_S="0")
-        self.port = port
-        self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        argv = [sys.executable, "-m", "lasl_backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "8", "--log-level", "warning"]
-        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_up(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}; see its log")
-            try:
-                if _request(self.port, "GET", "/health", timeout=2)[0] == 200 and self.worker_pid():
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the server did not come up")
-
-    def worker_pid(self) -> int | None:
-        kids = _children(self.proc.pid)
-        return kids[0] if kids else None
-
-    def metrics(self) -> dict[str, Any]:
-        return _request(self.port, "GET", "/metrics", auth=True)[1]
-
-    def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, 15)
-            self.proc.wait(30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, 9)
-        self.log.close()
+def _server_env(ls_port: int) -> dict[str, str]:
+    """Label Studio on ``ls_port`` (closed until the real event), basic auth on, a run after every confirmed
+    annotation, and no run retried by itself after Label Studio failed it (``LASL_RETRY_LATER_S=0``)."""
+    return {"LABEL_STUDIO_URL": f"http://127.0.0.1:{ls_port}", "LABEL_STUDIO_API_KEY": TOKEN, "BASIC_AUTH_USER": AUTH[0],
+            "BASIC_AUTH_PASS": AUTH[1], "LASL_TRAIN_EVERY": "1", "LOG_LEVEL": "WARNING", "LASL_RETRY_LATER_S": "0"}
 
 
-def _flood(port: int, events: int, clients: int) -> dict[str, Any]:
-    """Send ``events`` forged events from ``clients`` threads; statuses and queued counts."""
+def _worker_pid(backend: BackendProcess) -> int | None:
+    """The gunicorn worker of the server (the master's child)."""
+    assert backend.proc is not None
+    kids = _children(backend.proc.pid)
+    return kids[0] if kids else None
+
+
+def _rss(backend: BackendProcess, worker: int | None) -> dict[str, int | None]:
+    assert backend.proc is not None
+    return {"master": _rss_kb(backend.proc.pid), "worker": _rss_kb(worker) if worker else None}
+
+
+def _flood(url: str, events: int, clients: int) -> dict[str, Any]:
+    """Send ``events`` forged events from ``clients`` threads, each on a keep-alive connection; statuses
+    and queued counts."""
     statuses: dict[int, int] = {}
     queued = [0]
     lock = threading.Lock()
 
     def client(k: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = HttpClient(url, timeout=30)
         mine: dict[int, int] = {}
         n_queued = 0
         for i in range(k, events, clients):
-            conn.request("POST", "/webhook", body=json.dumps(_event(5_000_000 + i, 1_000_000 + i)), headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            raw = resp.read()
-            mine[resp.status] = mine.get(resp.status, 0) + 1
-            if resp.status == 200:
+            status, raw, _ = conn.request("POST", "/webhook", _event(5_000_000 + i, 1_000_000 + i))
+            mine[status] = mine.get(status, 0) + 1
+            if status == 200:
                 n_queued += int(json.loads(raw).get("queued_for_confirmation", 0))
         conn.close()
         with lock:
@@ -202,7 +170,7 @@ def _webhook_numbers(m: dict[str, Any]) -> dict[str, Any]:
             "lanes": w.get("lanes"), "unknown_projects_tracked": w.get("unknown_projects_tracked"), "projects_in_metrics": len(m.get("projects", {}))}
 
 
-def _until(cond: Any, timeout: float) -> float | None:
+def _until(cond: Callable[[], bool], timeout: float) -> float | None:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if cond():
@@ -211,55 +179,56 @@ def _until(cond: Any, timeout: float) -> float | None:
     return None
 
 
-def _confirmed(server: _Server) -> bool:
-    return server.metrics()["projects"].get(str(REAL_PROJECT), {}).get("webhooks", {}).get("confirmed", 0) >= 1
+def _confirmed(backend: BackendProcess) -> bool:
+    return _metrics(backend)["projects"].get(str(REAL_PROJECT), {}).get("webhooks", {}).get("confirmed", 0) >= 1
 
 
-def _real_event(server: _Server, ls_port: int, timeout: float) -> dict[str, Any]:
+def _real_event(backend: BackendProcess, ls_port: int, timeout: float) -> dict[str, Any]:
     ls = _FakeLabelStudio(ls_port)
     try:
         t0 = time.monotonic()
-        status, body = _request(server.port, "POST", "/webhook", _event(REAL_ANNOTATION, REAL_PROJECT))
-        seconds = _until(lambda: _confirmed(server), timeout)
-        trainer = server.metrics()["projects"][str(REAL_PROJECT)]["trainer"]
+        status, body = _call(backend, "POST", "/webhook", _event(REAL_ANNOTATION, REAL_PROJECT))
+        seconds = _until(lambda: _confirmed(backend), timeout)
+        trainer = _metrics(backend)["projects"][str(REAL_PROJECT)]["trainer"]
         return {"status": status, "answer": body, "confirmed_after_s": None if seconds is None else round(time.monotonic() - t0, 2),
                 "runs_started": trainer["runs_started"], "label_studio_requests": len(ls.asked)}
     finally:
         ls.close()
 
 
-def _phases(server: _Server, ls_port: int, events: int, clients: int, confirm_timeout: float) -> Iterator[tuple[str, Any]]:
-    status, _ = _request(server.port, "POST", "/setup", {"project": REAL_PROJECT, "schema": LABEL_CONFIG}, auth=True)
+def _phases(backend: BackendProcess, ls_port: int, events: int, clients: int, confirm_timeout: float) -> Iterator[tuple[str, Any]]:
+    status, _ = _call(backend, "POST", "/setup", {"project": REAL_PROJECT, "schema": LABEL_CONFIG}, auth=True)
     yield "setup_status", status
-    worker = server.worker_pid()
-    yield "rss_kb_at_start", {"master": _rss_kb(server.proc.pid), "worker": _rss_kb(worker) if worker else None}
+    if _until(lambda: _worker_pid(backend) is not None, 30.0) is None:
+        raise RuntimeError("the server answers but has no worker process")
+    worker = _worker_pid(backend)
+    yield "rss_kb_at_start", _rss(backend, worker)
     # one forged event first: its confirmation imports the Label Studio SDK, a one-time cost of the
     # process, not a cost of the flood
-    _request(server.port, "POST", "/webhook", _event(4_999_999, 999_999))
-    _until(lambda: (server.metrics().get("webhooks", {}).get("waiting_for_retry") or 0) >= 1, 10.0)
-    yield "rss_kb_before", {"master": _rss_kb(server.proc.pid), "worker": _rss_kb(worker) if worker else None}
-    yield "flood", _flood(server.port, events, clients)
-    yield "rss_kb_after_flood", {"master": _rss_kb(server.proc.pid), "worker": _rss_kb(worker) if worker else None}
-    yield "metrics_after_flood", _webhook_numbers(server.metrics())
-    yield "real_event", _real_event(server, ls_port, confirm_timeout)
-    yield "metrics_after_real_event", _webhook_numbers(server.metrics())
-    yield "rss_kb_end", {"master": _rss_kb(server.proc.pid), "worker": _rss_kb(worker) if worker else None}
+    _call(backend, "POST", "/webhook", _event(4_999_999, 999_999))
+    _until(lambda: (_metrics(backend).get("webhooks", {}).get("waiting_for_retry") or 0) >= 1, 10.0)
+    yield "rss_kb_before", _rss(backend, worker)
+    yield "flood", _flood(backend.url, events, clients)
+    yield "rss_kb_after_flood", _rss(backend, worker)
+    yield "metrics_after_flood", _webhook_numbers(_metrics(backend))
+    yield "real_event", _real_event(backend, ls_port, confirm_timeout)
+    yield "metrics_after_real_event", _webhook_numbers(_metrics(backend))
+    yield "rss_kb_end", _rss(backend, worker)
 
 
 def run_flood(events: int = 20_000, clients: int = 8, confirm_timeout: float = 60.0) -> dict[str, Any]:
     """The whole benchmark (module doc); returns the numbers it printed."""
     report: dict[str, Any] = {"events": events, "clients": clients}
     with tempfile.TemporaryDirectory(prefix="lasl-flood-") as tmp:
-        port, ls_port = _free_port(), _free_port()
-        server = _Server(port, ls_port, Path(tmp) / "models", Path(tmp) / "server.log")
+        ls_port = free_port()
+        backend = BackendProcess(Path(tmp) / "models", Path(tmp) / "server.log", _server_env(ls_port), threads=8, log_level="warning")
         try:
-            server.wait_up()
-            for name, value in _phases(server, ls_port, events, clients, confirm_timeout):
-                report[name] = value
-                print(f"{name}: {json.dumps(value, ensure_ascii=False)}", flush=True)
+            with backend:
+                for name, value in _phases(backend, ls_port, events, clients, confirm_timeout):
+                    report[name] = value
+                    print(f"{name}: {json.dumps(value, ensure_ascii=False)}", flush=True)
         finally:
-            server.stop()
-            log_tail = (Path(tmp) / "server.log").read_text(errors="replace").splitlines()[-8:]
+            log_tail = backend.log_text().splitlines()[-8:]
     before, after = report.get("rss_kb_before", {}).get("worker"), report.get("rss_kb_after_flood", {}).get("worker")
     if before and after:
         report["worker_rss_growth_mb"] = round((after - before) / 1024, 1)

@@ -8,10 +8,14 @@ evaluate → persist.
 - evaluate: strict micro F1 on the test records, and Λ_t of the paper's Eq. 7 on the remaining pool (for
   every strategy: it shows how confident the model is); the pool's scores are kept for the next query;
 - persist: the model, TOD's marginals and the state (``run_state``), then the results files.
+
+The last round of an invocation does not score the pool (nothing queries after it); a run resumed with more
+rounds scores it first (``catch_up``), so it goes on exactly as a run made with those rounds from the start.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +32,7 @@ from .results import write_results
 from .run_state import RunState, initial_state, load_state, save_state, state_dir
 from .settings import STRATEGY_MODELS, SimSettings
 
-__all__ = ["Replay", "run_one"]
+__all__ = ["Replay", "catch_up", "run_one", "score_pool"]
 
 
 def _emit(msg: str) -> None:
@@ -133,23 +137,43 @@ def fine_tune(rp: Replay, state: RunState, rnd_seed: int, labeled: list[Record],
 
 def evaluate(rp: Replay, state: RunState, rnd: int) -> tuple[float, float, bool]:
     """(test F1, Λ_t on the remaining pool, whether TOD's marginals changed). Scores the pool for the next
-    query while at it (not after the last round)."""
+    query while at it (not after the last round: Λ_t is NaN then)."""
     assert state.model is not None
     preds = state.model.predict([r.text for r in rp.test], with_lossnet=False, workers=rp.settings.threads)
     f1 = entity_prf([r.entities for r in rp.test], [p.entities for p in preds])["micro"]["f1"]  # type: ignore[misc]
-    rest = rp.unlabeled(state)
-    if not rest or rnd >= rp.settings.rounds:
+    if not rp.unlabeled(state) or rnd >= rp.settings.rounds:
         return f1, float("nan"), False
+    lam, marginals_changed = score_pool(rp, state)
+    return f1, lam, marginals_changed
+
+
+def score_pool(rp: Replay, state: RunState) -> tuple[float, bool]:
+    """Score the remaining pool with the latest model, keep the scores for the next query, and for TOD make its
+    marginals the latest (the ones before become the previous model's); (Λ_t, whether the marginals changed)."""
+    rest = rp.unlabeled(state)
     scores = rp.score(state, rest)
     state.pending = (rest, scores)
     lam = float(get_schedule("pool_confidence")(PoolScores.from_scores(scores)))
     if not rp.wants_marginals:
-        return f1, lam, False
+        return lam, False
     full = [np.zeros((0, 0), np.float32)] * len(rp.train)
     for i, s in zip(rest, scores):
         full[i] = s.marginals  # type: ignore[assignment]
     state.push_marginals(full)
-    return f1, lam, True
+    return lam, True
+
+
+def catch_up(rp: Replay, state: RunState, sdir: Path) -> bool:
+    """Finish the last saved round as a run with more rounds would have: if it was the last round of its
+    invocation, the pool was not scored after it (its Λ_t is NaN, TOD's marginals are one model behind).
+    Scoring it now with the saved model fills in that row's Λ_t and gives TOD the marginals of the model that
+    queries next, compared with the saved ones. Returns whether it did."""
+    last = state.rows[-1]
+    if not math.isnan(last["lambda_t"]) or last["round"] >= rp.settings.rounds or not rp.unlabeled(state):
+        return False
+    last["lambda_t"], marginals_changed = score_pool(rp, state)
+    save_state(sdir, state, marginals_changed, model_changed=False)
+    return True
 
 
 def _row(rp: Replay, state: RunState, rnd: int, f1: float, lam: float, seconds: float) -> dict[str, Any]:
@@ -178,6 +202,9 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
         state = initial_state(len(rp.train), rp.n_init(), seed)
     elif state.rows:
         _emit(f"[{strategy_name} s{seed}] resuming after round {state.rows[-1]['round']}")
+        if catch_up(rp, state, sdir):
+            write_results(out, settings, settings.full_f1)
+            _emit(f"[{strategy_name} s{seed}] round {state.rows[-1]['round']:2d}: pool scored for the next query, Λ {state.rows[-1]['lambda_t']:.3f}")
     for rnd in range(state.next_round, settings.rounds + 1):
         t0 = time.perf_counter()
         rnd_seed = seed * 1000 + rnd

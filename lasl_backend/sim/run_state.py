@@ -2,20 +2,24 @@
 simulation continues from its last finished round.
 
 ``state/<strategy>-s<seed>/`` holds the latest model, the marginals TOD needs (of the latest model and of
-the one before it) and ``state.json`` (the rows so far and the labeled set). The model and marginals are
-written first and ``state.json`` last, so a crash in between leaves the previous round in force.
+the one before it) and ``state.json`` (the rows so far and the labeled set). Each file is replaced whole
+(a fsynced temporary sibling, then a rename): a reader sees the old file or the new one. ``state.json`` is
+written last, so a round counts once its rows are there; a crash before that runs the round again on resume
+(starting from the model already saved if the crash came after the model's rename).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import fsync_dir, write_text_atomic
 from ..ner import NerModel, RecordScore
 
 __all__ = ["RunState", "initial_state", "load_state", "save_state", "state_dir"]
@@ -69,19 +73,32 @@ def load_state(sdir: Path, device: str) -> RunState | None:
     return state
 
 
-def save_state(sdir: Path, state: RunState, marginals_changed: bool) -> None:
-    """Persist the model, the marginals (if they changed this round), then ``state.json`` that names them."""
-    assert state.model is not None
-    state.model.save(sdir / "model")
+def save_state(sdir: Path, state: RunState, marginals_changed: bool, model_changed: bool = True) -> None:
+    """Persist the model (if it changed), the marginals (if they changed), then ``state.json`` that names
+    them; each file through a fsynced temporary sibling and a rename."""
+    if model_changed:
+        assert state.model is not None
+        state.model.save(sdir / "model")
     if marginals_changed:
         for name, marg in (("marginals_prev.npz", state.prev_marg), ("marginals.npz", state.last_marg)):
             if marg is not None:
-                tmp = sdir / f"tmp.{name}"
-                np.savez(tmp, **{f"m{i}": m for i, m in enumerate(marg)})
-                os.replace(tmp, sdir / name)
-    tmp_state = sdir / "state.tmp.json"
-    tmp_state.write_text(json.dumps({"rows": state.rows, "labeled": state.labeled}))
-    os.replace(tmp_state, sdir / "state.json")
+                _write_npz_atomic(sdir / name, marg)
+    write_text_atomic(sdir / "state.json", json.dumps({"rows": state.rows, "labeled": state.labeled}))
+
+
+def _write_npz_atomic(path: Path, marg: Marginals) -> None:
+    """``marg`` as ``m0``, ``m1``, ... in ``path``, written like :func:`~lasl_backend.atomic.write_text_atomic`."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{f"m{i}": m for i, m in enumerate(marg)})
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
 def _load_marginals(path: Path) -> Marginals | None:

@@ -1,16 +1,17 @@
 """``lasl bench``: the LPN-size rows (one per size of the paper's Table 6 and the tagger alone, each measured
-on a model that really has that loss net) and the torch threads each section is measured with. No timing is
-asserted: benchmarks print numbers."""
+on a model that really has that loss net), the torch threads each section is measured with, and what a timed
+part of one record includes. No speed is asserted: benchmarks print numbers."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
-from lasl_backend.devtools import bench_crf, bench_scoring, bench_training
+from lasl_backend.devtools import bench_crf, bench_predict, bench_scoring, bench_training
 from lasl_backend.devtools.synthetic import LABELS, make_records
 
 
@@ -99,3 +100,29 @@ def test_the_model_benchmarks_run_without_the_serving_stack_loaded() -> None:
     code = "import sys, lasl_backend.devtools.bench; print(sorted(m for m in ('flask', 'requests', 'lasl_backend.serving') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_loss_nets_part_of_one_record_includes_bringing_its_output_to_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU the loss net's call returns before its kernels have run; its time must include the copy to
+    the host that prediction makes (``.double().cpu().numpy()``), or it measures only the launch."""
+    texts = [r.text for r in make_records(3, seed=2, mean_chars=60, max_chars=90)]
+    model = bench_predict.NerModel.create(list(LABELS), texts=texts, lossnet_kind="lpn", lpn_layers=0)
+    real = model.lossnet.predict_loss
+
+    class SlowToHost:
+        """A result whose copy to the CPU takes 50 ms, as a GPU's queued work would."""
+
+        def __init__(self, t: torch.Tensor) -> None:
+            self.t = t
+
+        def double(self) -> "SlowToHost":
+            return self
+
+        def cpu(self) -> torch.Tensor:
+            time.sleep(0.05)
+            return self.t.double()
+
+    monkeypatch.setattr(model.lossnet, "predict_loss", lambda *a: SlowToHost(real(*a)))
+    parts = bench_predict._one_record_parts(model, texts[:2])
+    assert len(parts["lpn"]) == 2 and min(parts["lpn"]) >= 0.05
+    assert len(parts["enc"]) == len(parts["crf"]) == 2

@@ -3,7 +3,8 @@
 The package is installed with ``pip install --no-deps --target`` (offline, the C kernel compiled on the
 way: ~2 s) and probed by a fresh interpreter from another working directory that has nothing of the
 repository on its path. The tools must start the backend of that installation and look for Label
-Studio's venv where they are told or in the working directory, never at a path inside the package.
+Studio's venv where they are told or in the working directory, never at a path inside the package. A copy
+of the sources run in place is a checkout: its own ``.ls-venv``, from whatever directory.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def test_the_backend_command_runs_the_installed_cli(installed: Path, tmp_path: P
 def test_the_moved_tools_run_as_modules_of_the_installation(installed: Path, tmp_path: Path) -> None:
     """Each tool answers ``--help`` through ``python -m`` with only the installation on the path."""
     tools = ["devtools.load_test", "devtools.queue_bench", "devtools.lpn_speed", "devtools.profile_one_record",
-             "devtools.bench_server", "devtools.demo", "devtools.labelstudio_dev", "sim.results_table", "sim.compare_lpn_sizes"]
+             "devtools.bench_server", "devtools.demo", "devtools.labelstudio_dev", "devtools.webhook_flood", "sim.results_table", "sim.compare_lpn_sizes"]
     script = (
         "import runpy, sys\n"
         f"for name in {tools!r}:\n"
@@ -114,3 +115,20 @@ def test_the_moved_tools_run_as_modules_of_the_installation(installed: Path, tmp
     proc = _run(installed, tmp_path, [sys.executable, "-c", script])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [ln.split()[1] for ln in proc.stdout.splitlines() if ln.startswith("OK ")] == tools
+
+
+def test_a_checkout_keeps_one_label_studio_venv_whatever_the_working_directory(tmp_path: Path) -> None:
+    """Sources run in place (``pyproject.toml`` beside the package), started from a subdirectory: the
+    checkout's ``.ls-venv``, not a new one where the tool was started."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    shutil.copy(REPO / "pyproject.toml", checkout / "pyproject.toml")
+    shutil.copytree(REPO / "lasl_backend", checkout / "lasl_backend", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    sub = checkout / "tests" / "deep"
+    sub.mkdir(parents=True)
+    got = _probe(checkout, sub)
+    assert Path(str(got["package"])).is_relative_to(checkout)
+    assert Path(str(got["ls_venv"])) == checkout / ".ls-venv"
+    assert Path(str(got["server_ls_venv"])) == checkout / ".ls-venv"
+    got = _probe(checkout, sub, LASL_LS_VENV=str(tmp_path / "ls"))  # the environment still comes first
+    assert Path(str(got["ls_venv"])) == tmp_path / "ls"

@@ -1,8 +1,10 @@
-"""The shared measurement helpers: percentiles as numpy computes them, and torch threads per section."""
+"""The shared measurement helpers: percentiles as numpy computes them, torch threads per section, and the
+tools' progress lines."""
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lasl_backend.devtools import measure
-from lasl_backend.devtools.measure import best_seconds, percentiles
+from lasl_backend.devtools.measure import best_seconds, logger, percentiles
 from lasl_backend.devtools.torch_timing import torch_threads
 
 
@@ -51,3 +53,14 @@ def test_best_seconds_warms_up_once_then_keeps_the_fastest_call(monkeypatch: pyt
     monkeypatch.setattr(measure.time, "perf_counter", lambda: next(clock))
     assert best_seconds(lambda: calls.append(1), reps=3) == 1.0
     assert len(calls) == 4  # the warm-up call is not timed
+
+
+def test_a_progress_line_names_its_tool_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """stdout keeps only what a tool reports (its JSON)."""
+    logger("bench")("scoring 1000 records")
+    logger("bench-server", clock=True)("queue: version v1 after 41.2 s")
+    out, err = capsys.readouterr()
+    assert out == ""
+    first, second = err.splitlines()
+    assert first == "[bench] scoring 1000 records"
+    assert re.fullmatch(r"\[bench-server \d\d:\d\d:\d\d\] queue: version v1 after 41\.2 s", second)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from lasl_backend.data import Entity
-from lasl_backend.devtools.payloads import LABELS6, annotated_task, check_predict_response, near_400, predict_body
+from lasl_backend.devtools.payloads import annotated_task, check_predict_response, near_400, predict_body
+from lasl_backend.devtools.synthetic import LABELS
 
 TEXT = "😀患者诊断为肺腺癌。"
 
@@ -30,7 +31,7 @@ def _result(regions: list[dict[str, Any]], score: Any = 0.5, version: Any = "las
 def test_a_valid_answer_has_no_error_and_names_its_versions() -> None:
     start = TEXT.index("肺腺癌")
     raw = _answer(_result([_region(start, start + 3)]), _result([], version="lasl-v2"))
-    assert check_predict_response(200, raw, [TEXT, TEXT], LABELS6) == (None, ["lasl-v1", "lasl-v2"])
+    assert check_predict_response(200, raw, [TEXT, TEXT], LABELS) == (None, ["lasl-v1", "lasl-v2"])
 
 
 @pytest.mark.parametrize("status, raw, error", [
@@ -49,13 +50,13 @@ def test_a_valid_answer_has_no_error_and_names_its_versions() -> None:
     (200, _answer(_result([_region(6, 9, label="症状")])), "bad_label"),
 ])
 def test_each_kind_of_bad_answer_is_named(status: int, raw: bytes, error: str) -> None:
-    assert check_predict_response(status, raw, [TEXT], LABELS6)[0] == error
+    assert check_predict_response(status, raw, [TEXT], LABELS)[0] == error
 
 
 def test_an_offset_counted_in_utf16_units_is_caught() -> None:
     """😀 is one code point but two UTF-16 units: a region shifted by one is not the entity's text."""
     start = TEXT.index("肺腺癌")
-    err, versions = check_predict_response(200, _answer(_result([_region(start + 1, start + 4, text="肺腺癌")])), [TEXT], LABELS6)
+    err, versions = check_predict_response(200, _answer(_result([_region(start + 1, start + 4, text="肺腺癌")])), [TEXT], LABELS)
     assert err == "bad_region_text" and versions == ["lasl-v1"]
 
 
@@ -68,7 +69,7 @@ def test_predict_body_is_shaped_like_label_studios() -> None:
 
 
 def test_annotated_task_keeps_only_entities_of_the_projects_labels() -> None:
-    task = annotated_task(TEXT, [Entity(6, 9, "疾病和诊断"), Entity(1, 3, "症状")], LABELS6)
+    task = annotated_task(TEXT, [Entity(6, 9, "疾病和诊断"), Entity(1, 3, "症状")], LABELS)
     (ann,) = task["annotations"]
     assert [(r["value"]["start"], r["value"]["end"], r["value"]["text"]) for r in ann["result"]] == [(6, 9, "肺腺癌")]
 

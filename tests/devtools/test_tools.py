@@ -6,10 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from lasl_backend.devtools import labelstudio_dev, load_test, lpn_speed, profile_one_record, queue_bench
+from lasl_backend.config import Settings
+from lasl_backend.devtools import labelstudio_dev, load_test, lpn_speed, profile_one_record, queue_bench, webhook_flood
+from lasl_backend.devtools.backend_process import bench_backend_env, parse_env
 from lasl_backend.devtools.backend_state import imports_in_log
 from lasl_backend.devtools.bench_server import ServerBenchSizes, _summary
 from lasl_backend.devtools.demo import parse_args as demo_args
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_load_test_defaults_and_its_bounds(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,22 +33,45 @@ def test_load_test_backend_env_adds_the_training_settings_to_basic_auth() -> Non
     class LS:
         url, token = "http://127.0.0.1:8080", "tok123"
 
-    env = load_test.backend_env(LS(), ("lasl", "pw"), "LASL_EPOCHS=2, LASL_MIN_STEPS = 40,")  # type: ignore[arg-type]
+    a = load_test.parse_args(["--out", "x.json", "--train-env", "LASL_EPOCHS=2, LASL_MIN_STEPS = 40,"])
+    env = load_test.backend_env(LS(), ("lasl", "pw"), a.train_env)  # type: ignore[arg-type]
     assert env["BASIC_AUTH_USER"] == "lasl" and env["BASIC_AUTH_PASS"] == "pw"
     assert env["LABEL_STUDIO_URL"] == LS.url and env["LABEL_STUDIO_API_KEY"] == "tok123"
     assert env["LASL_EPOCHS"] == "2" and env["LASL_MIN_STEPS"] == "40"
     assert env["LASL_TRAIN_EVERY"] == "1000000"  # only the load test's own trigger starts a run
+    assert load_test.parse_args(["--out", "x.json"]).train_env == {"LASL_EPOCHS": "2", "LASL_MIN_STEPS": "40"}  # the default
 
 
-def test_queue_bench_env_is_name_value_pairs(capsys: pytest.CaptureFixture[str]) -> None:
-    assert queue_bench.parse_env("") == {}
-    assert queue_bench.parse_env("LASL_TRAIN_SECONDS=30,LASL_EPOCHS=2") == {"LASL_TRAIN_SECONDS": "30", "LASL_EPOCHS": "2"}
-    assert queue_bench.parse_env("A=x=y") == {"A": "x=y"}
-    with pytest.raises(SystemExit):
-        queue_bench.parse_args(["--out", "q.json", "--env", "LASL_TRAIN_SECONDS"])
-    assert "is not NAME=VALUE" in capsys.readouterr().err
+def test_backend_settings_on_the_command_line_are_name_value_pairs() -> None:
+    assert parse_env("") == {} and parse_env(" , ") == {}
+    assert parse_env("LASL_TRAIN_SECONDS=30,LASL_EPOCHS=2") == {"LASL_TRAIN_SECONDS": "30", "LASL_EPOCHS": "2"}
+    assert parse_env("A=x=y") == {"A": "x=y"}
+    assert parse_env(" LASL_EPOCHS = 2 ,") == {"LASL_EPOCHS": "2"}
+    for bad in ("LASL_TRAIN_SECONDS", "A=1,B", "=3"):
+        with pytest.raises(ValueError, match="is not NAME=VALUE"):
+            parse_env(bad)
+
+
+@pytest.mark.parametrize("parse, option", [(queue_bench.parse_args, "--env"), (load_test.parse_args, "--train-env")])
+def test_a_bad_backend_setting_is_refused_with_its_option(parse, option: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    with pytest.raises(SystemExit) as exc:
+        parse(["--out", "q.json", option, "LASL_EPOCHS=2,LASL_TRAIN_SECONDS"])
+    assert exc.value.code == 2
+    assert f"{option}: 'LASL_TRAIN_SECONDS' is not NAME=VALUE" in capsys.readouterr().err
+
+
+def test_queue_bench_env_is_name_value_pairs() -> None:
     a = queue_bench.parse_args(["--out", "q.json", "--env", "LASL_TRAIN_SECONDS=30"])
     assert a.env == {"LASL_TRAIN_SECONDS": "30"} and (a.labeled, a.total) == (300, 1000)
+
+
+def test_the_benchmarks_backends_share_one_base_environment() -> None:
+    env = bench_backend_env("http://127.0.0.1:8080", "tok")
+    assert env == {"LABEL_STUDIO_URL": "http://127.0.0.1:8080", "LABEL_STUDIO_API_KEY": "tok",
+                   "LASL_TRAIN_EVERY": "1000000", "LASL_RETRY_BACKOFF_S": "1"}
+    # what the backend makes of it: no run by the annotation count, a short first retry
+    settings = Settings.from_env(env)
+    assert settings.train_every == 1_000_000 and settings.retry_backoff_s == 1.0
 
 
 def test_speed_tools_defaults() -> None:
@@ -86,7 +113,8 @@ def test_label_studio_venv_default_and_an_existing_install(tmp_path: Path, monke
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv(labelstudio_dev.LS_VENV_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    assert labelstudio_dev.default_ls_venv() == tmp_path / ".ls-venv"
+    # run from this checkout: its own .ls-venv, wherever the working directory is
+    assert labelstudio_dev.default_ls_venv() == REPO / ".ls-venv"
     venv = tmp_path / "ls"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "label-studio").write_text("")
@@ -101,3 +129,18 @@ def test_label_studio_venv_default_and_an_existing_install(tmp_path: Path, monke
 def test_demo_takes_the_label_studio_venv_from_the_environment_by_default() -> None:
     a = demo_args([])
     assert a.ls_venv is None and a.backend_cmd is None and (a.ls_port, a.backend_port) == (8080, 9090)
+
+
+def test_the_webhook_flood_runs_against_the_real_server(capsys: pytest.CaptureFixture[str]) -> None:
+    """A small flood end to end: the server this installation starts takes every forged event, still confirms
+    the real one, and the report has the keys docs/results/webhook_flood.json was written with."""
+    report = webhook_flood.run_flood(events=120, clients=3, confirm_timeout=30)
+    assert list(report) == ["events", "clients", "setup_status", "rss_kb_at_start", "rss_kb_before", "flood", "rss_kb_after_flood",
+                            "metrics_after_flood", "real_event", "metrics_after_real_event", "rss_kb_end", "worker_rss_growth_mb",
+                            "server_log_tail"]
+    assert report["setup_status"] == 200
+    assert report["flood"]["statuses"] == {"200": 120} and report["flood"]["queued"] == 120
+    assert report["metrics_after_flood"]["backlog"] >= 120  # Label Studio is down: nothing could be confirmed
+    real = report["real_event"]
+    assert real["status"] == 200 and real["confirmed_after_s"] is not None and real["label_studio_requests"] >= 1
+    assert "flood: {" in capsys.readouterr().out
