@@ -22,7 +22,7 @@ E2E  ?= 1
 PYTEST_ARGS ?=
 
 # Every tool that starts Label Studio (the e2e tests, the demo, `lasl bench --server`) takes its venv from
-# LASL_LS_VENV (else ./.ls-venv): here, the repository's.
+# LASL_LS_VENV (else the source checkout's .ls-venv, else ./.ls-venv for an installed package): here, the repository's.
 export LASL_LS_VENV := $(abspath $(LS_VENV))
 
 .DEFAULT_GOAL := help
