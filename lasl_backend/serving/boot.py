@@ -64,7 +64,7 @@ def boot(settings: Settings) -> None:
                     "loss net's training thread runs that many torch threads, and on few cores the thread pools spin against each "
                     "other; the workers assume 1", settings.torch_threads, settings.score_workers, settings.train_threads)
     if crf_kernel_name() != "c":
-        log.warning("CRF kernel: %s; scoring still works, the CRF pass ~8x slower on one record and 4x on batches (docs/results.md, "Benchmarks")", crf_kernel_name())
+        log.warning("CRF kernel: %s; scoring still works, the CRF pass ~8x slower on one record and 4x on batches (docs/results.md, Benchmarks)", crf_kernel_name())
     clean_interrupted_writes(ModelStore(settings.model_dir))
     # The ~200k objects of torch, flask and the package live as long as the process; left tracked, every
     # full collection walks them, and scoring a pool (many small span objects) triggers many: frozen,
