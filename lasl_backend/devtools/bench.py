@@ -41,7 +41,7 @@ import torch
 
 from ..config import Settings
 from ..data import Record, read_jsonl
-from ..ner import NerModel, resolve_device
+from ..ner import KnowledgeConfig, NerModel, TrainConfig, resolve_device
 from .bench_crf import bench_crf_kernel
 from .bench_scoring import bench_lpn_sizes, bench_one_record, bench_scoring, matmul_gflops, roofline_numbers
 from .bench_training import bench_lasl_round, bench_training
@@ -75,14 +75,15 @@ def _run_bench(data_dir: Path | None, threads: int, quick: bool, server: bool, d
     _log(f"{len(records)} records from {source}; {threads} threads; device {dev}")
     _log("roofline: fp32 matmul")
     gflops = matmul_gflops(1024 if quick else 2048, device=dev)
-    model = NerModel.create(list(LABELS), texts=texts).to(dev)  # untrained weights cost the same to run
+    knowledge = TrainConfig().knowledge()  # the model `lasl train` and the backend build by default
+    model = NerModel.create(list(LABELS), texts=texts, knowledge=knowledge).to(dev)  # untrained weights cost the same to run
     sections: dict[str, Any] = {"scoring": _scoring_section(model, texts, threads, reps, gflops)}
-    sections.update(_lpn_sections(texts, threads, quick, reps, dev, layers))
+    sections.update(_lpn_sections(texts, threads, quick, reps, dev, layers, knowledge))
     _log("CRF kernel vs pytorch-crf")
     sections["crf_kernel"] = kernel = bench_crf_kernel(model, texts[: (100 if quick else 1000)], reps)
     _log(f"  {kernel['kernel']} kernel: {kernel['speedup_vs_pytorch_crf']:.1f}x pytorch-crf's speed, {kernel['speedup_vs_numpy_kernel']:.1f}x numpy's")
     _log("training steps")
-    sections["training"] = bench_training(records, 10 if quick else 60, dev, threads=threads)
+    sections["training"] = bench_training(records, 10 if quick else 60, dev, threads=threads, knowledge=knowledge)
     _log(f"  {sections['training']['chars_per_s']:.0f} chars/s")
     _log("LASL round at 30% labeled (train with Mean Teacher + LPN, score the pool, evaluate)")
     sections["lasl_round"] = r = bench_lasl_round(records, _test_records(data_dir, quick), threads, quick, device=str(dev), lpn_layers=layers)
@@ -94,6 +95,7 @@ def _run_bench(data_dir: Path | None, threads: int, quick: bool, server: bool, d
         "device": str(dev) if dev.type != "cuda" else f"{dev} ({torch.cuda.get_device_name(dev)})",
         "torch": torch.__version__,
         "lpn_layers": layers,
+        "knowledge": model.student.encoder.spec.get("knowledge", {}),
         **sections,
     }
     if server:
@@ -117,11 +119,11 @@ def _scoring_section(model: NerModel, texts: list[str], threads: int, reps: int,
     return scoring
 
 
-def _lpn_sections(texts: list[str], threads: int, quick: bool, reps: int, dev: torch.device, layers: int) -> dict[str, Any]:
+def _lpn_sections(texts: list[str], threads: int, quick: bool, reps: int, dev: torch.device, layers: int, knowledge: KnowledgeConfig) -> dict[str, Any]:
     """one_record and scoring_lpn with the backend's LPN (what /predict and the pool push compute), and the
     same two numbers for each LPN size."""
     _log("one record and the pool with the LPN (what /predict and the pool push compute)")
-    lpn_model = NerModel.create(list(LABELS), texts=texts, lossnet_kind="lpn", lpn_layers=layers).to(dev)
+    lpn_model = NerModel.create(list(LABELS), texts=texts, lossnet_kind="lpn", lpn_layers=layers, knowledge=knowledge).to(dev)
     one_record = bench_one_record(lpn_model, near_400(texts, 1)[0], 20 if quick else 200, workers=threads)
     scoring_lpn = bench_scoring(lpn_model, texts, reps, workers=threads)
     scoring_lpn["push_10k_scoring_s_estimate"] = 10_000 / scoring_lpn["records_per_s"]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..data import Record
-from ..ner import DEFAULT_LPN_LAYERS, NerModel, TrainConfig, train_lasl
+from ..ner import DEFAULT_LPN_LAYERS, KnowledgeConfig, NerModel, TrainConfig, train_lasl
 from ..ner.batching import collate, length_batches, make_chunks
 from .synthetic import LABELS
 from .torch_timing import sync, torch_threads
@@ -19,10 +19,11 @@ from .torch_timing import sync, torch_threads
 __all__ = ["bench_lasl_round", "bench_training"]
 
 
-def bench_training(records: Sequence[Record], steps: int, device: torch.device = torch.device("cpu"), threads: int = 2) -> dict[str, Any]:
+def bench_training(records: Sequence[Record], steps: int, device: torch.device = torch.device("cpu"), threads: int = 2,
+                   knowledge: KnowledgeConfig | None = None) -> dict[str, Any]:
     """``steps`` steps of forward, CRF loss, backward and Adam on batches of 16 chunks of 200 characters, with
-    ``threads`` torch threads."""
-    model = NerModel.create(list(LABELS), texts=[r.text for r in records]).to(device)
+    ``threads`` torch threads, for a model built with ``knowledge`` (none: the plain model)."""
+    model = NerModel.create(list(LABELS), texts=[r.text for r in records], knowledge=knowledge).to(device)
     entities = [[e for e in r.entities if e.label in LABELS] for r in records]
     chunks = make_chunks([r.text for r in records], model.encode, 200, entities, model.scheme)
     batches = length_batches(chunks, max_batch=16, rng=np.random.default_rng(0))

@@ -7,6 +7,7 @@ the modules behind it are free to change.
 from ..crf import kernel_name as crf_kernel_name  # /health and start-up report which CRF kernel runs
 from .checkpoint import CheckpointError
 from .device import resolve_device
+from .knowledge import KnowledgeConfig, LexiconError, check_term_file
 from .lossnet import DEFAULT_LPN_LAYERS
 from .model import NerModel
 from .prediction import RecordScore, SpanPrediction
@@ -15,6 +16,8 @@ from .training import TrainConfig, TrainingCancelled, TrainingError, TrainResult
 __all__ = [
     "CheckpointError",
     "DEFAULT_LPN_LAYERS",
+    "KnowledgeConfig",
+    "LexiconError",
     "NerModel",
     "RecordScore",
     "SpanPrediction",
@@ -22,6 +25,7 @@ __all__ = [
     "TrainResult",
     "TrainingCancelled",
     "TrainingError",
+    "check_term_file",
     "crf_kernel_name",
     "evaluate_model",
     "resolve_device",

@@ -1,6 +1,7 @@
 """Encoders: characters → per-character feature vectors, exactly one position per character.
 
-- ``CharBiLSTMEncoder``: the default, trained from scratch: embedding(128) → Bi-LSTM(200 per direction).
+- ``CharBiLSTMEncoder``: the default: embedding(128) [+ bigrams] [+ soft lexicon] → Bi-LSTM(200 per direction);
+  what its tables start from (LAC's vectors, the lexicon) is ``knowledge.py``'s business.
 - ``TransformerCharEncoder``: a pretrained BERT-like model (local directory or hub id) → Bi-LSTM.
   Characters are mapped to vocabulary ids one by one (the tokenizer would merge Latin runs and drop
   spaces, breaking the one-position-per-character rule); texts longer than the model's window are
@@ -28,6 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from ..crf import reverse_within_length
+from .bigrams import BigramEmbedding
+from .softlexicon import SoftLexicon
 
 
 _local = threading.local()
@@ -86,23 +89,60 @@ class BiLSTM(nn.Module):
 
 
 class CharBiLSTMEncoder(nn.Module):
+    """Character embedding [+ bigram embedding] [+ soft-lexicon vectors] → Bi-LSTM.
+
+    The optional parts (``bigrams``, ``lexicon``) and where the character rows came from
+    (``char_vectors``, ``knowledge``: what the builder records) are part of the checkpoint's spec."""
+
     kind = "char"
 
-    def __init__(self, vocab_size: int, emb_dim: int = 128, hidden: int = 200, dropout: float = 0.2) -> None:
+    def __init__(self, vocab_size: int, emb_dim: int = 128, hidden: int = 200, dropout: float = 0.2,
+                 bigrams: BigramEmbedding | None = None, lexicon: SoftLexicon | None = None, knowledge: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, emb_dim, padding_idx=0)
+        self.bigrams = bigrams
+        self.lexicon = lexicon
+        self.knowledge: dict[str, Any] = dict(knowledge or {})
         self.dropout = nn.Dropout(dropout)
-        self.lstm = BiLSTM(emb_dim, hidden)
+        in_dim = emb_dim + (bigrams.dim if bigrams is not None else 0) + (lexicon.out_dim if lexicon is not None else 0)
+        self.lstm = BiLSTM(in_dim, hidden)
         self.out_dim = self.lstm.out_dim
-        self.layer_dims = [emb_dim, self.out_dim]
-        self.spec = {"kind": "char", "emb_dim": emb_dim, "hidden": hidden, "dropout": dropout}
+        self.layer_dims = [in_dim, self.out_dim]
+        self._shape = {"emb_dim": emb_dim, "hidden": hidden, "dropout": dropout}
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"kind": "char", **self._shape}
+        if self.bigrams is not None:
+            spec["bigrams"] = {"pairs": self.bigrams.count, "dim": self.bigrams.dim}
+        if self.lexicon is not None:
+            spec["lexicon"] = {"words": self.lexicon.num_words, "max_chars": self.lexicon.max_chars, "dim": self.lexicon.dim,
+                               "proj": self.lexicon.project.out_features if self.lexicon.project is not None else None}
+        if self.knowledge:
+            spec["knowledge"] = self.knowledge
+        return spec
+
+    @classmethod
+    def from_spec(cls, vocab_size: int, spec: dict[str, Any]) -> "CharBiLSTMEncoder":
+        """An untrained encoder of a checkpoint's shapes (its state dict fills every table)."""
+        bi, lex = spec.get("bigrams"), spec.get("lexicon")
+        return cls(vocab_size, spec["emb_dim"], spec["hidden"], spec["dropout"],
+                   bigrams=BigramEmbedding.empty(bi["pairs"], bi["dim"]) if bi else None,
+                   lexicon=SoftLexicon.empty(lex["words"], lex["max_chars"], lex["dim"], lex.get("proj")) if lex else None,
+                   knowledge=spec.get("knowledge"))
 
     def forward(self, ids: Tensor, mask: Tensor) -> list[Tensor]:
-        emb = self.dropout(self.embedding(ids))
+        parts = [self.embedding(ids)]
+        if self.bigrams is not None:
+            parts.append(self.bigrams(ids))
+        if self.lexicon is not None:
+            parts.append(self.lexicon(ids))
+        emb = self.dropout(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
         return [emb, self.dropout(self.lstm(emb, mask))]
 
-    def grow_vocab(self, new_size: int) -> None:
-        """Add rows for characters first seen after training began (fine-tuning on new tasks)."""
+    def grow_vocab(self, new_size: int, rows: Tensor | None = None) -> None:
+        """Add rows for characters first seen after training began (fine-tuning on new tasks): ``rows``
+        when given (LAC's vectors), else random at the scale of the trained rows."""
         old = self.embedding
         if new_size <= old.num_embeddings:
             return
@@ -110,6 +150,8 @@ class CharBiLSTMEncoder(nn.Module):
         with torch.no_grad():
             emb.weight.normal_(0.0, float(old.weight[2:].std()) if old.num_embeddings > 3 else 1.0)
             emb.weight[: old.num_embeddings] = old.weight
+            if rows is not None:
+                emb.weight[old.num_embeddings :] = rows.to(emb.weight.device, emb.weight.dtype)
         self.embedding = emb
 
 

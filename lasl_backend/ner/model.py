@@ -9,6 +9,7 @@ the steps in ``prediction``.
 from __future__ import annotations
 
 import copy
+import logging
 from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -20,6 +21,7 @@ from ..atomic import atomic_directory
 from .checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from .device import resolve_device
 from .encoders import CharBiLSTMEncoder, TransformerVocab, load_transformer
+from .knowledge import KnowledgeConfig, build_char_encoder, grow_char_encoder, report_lexicon_drift
 from .lossnet import DEFAULT_LPN_LAYERS, LossNet, build_lossnet
 from .prediction import RecordScore, aggregate, plan_batches, run_batches, score_batch
 from .spans import LabelScheme
@@ -27,6 +29,8 @@ from .tagger import Tagger
 from .vocab import CharVocab
 
 FORMAT_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 def _saved_lpn_layers(config: dict[str, Any]) -> int:
@@ -74,16 +78,21 @@ class NerModel:
         hidden: int = 200,
         dropout: float = 0.2,
         lpn_layers: int = DEFAULT_LPN_LAYERS,
+        knowledge: KnowledgeConfig | None = None,
     ) -> "NerModel":
-        """A fresh model. ``encoder`` is ``"char"`` (embeddings trained from scratch, vocabulary from
-        ``texts``) or a local directory / hub id of a pretrained BERT-like model."""
+        """A fresh model. ``encoder`` is ``"char"`` (vocabulary from ``texts``, starting from the sources
+        ``knowledge`` names, none by default) or a local directory / hub id of a pretrained BERT-like model
+        (``knowledge`` does not apply)."""
         torch.manual_seed(seed)
         scheme = LabelScheme.from_labels(labels)
         tokenizer = None
         if encoder == "char":
+            texts = list(texts)
             vocab: CharVocab | TransformerVocab = CharVocab.build(texts)
-            enc: nn.Module = CharBiLSTMEncoder(len(vocab), emb_dim=emb_dim, hidden=hidden, dropout=dropout)
+            enc: nn.Module = build_char_encoder(vocab, texts, knowledge or KnowledgeConfig(), emb_dim=emb_dim, hidden=hidden, dropout=dropout)  # type: ignore[arg-type]
         else:
+            if knowledge is not None and not knowledge.is_plain:
+                log.info("LAC vectors, lexicons and bigrams apply to the char encoder; %s starts from its own pretraining", encoder)
             enc, tokenizer = load_transformer(encoder, hidden=hidden, dropout=dropout)
             vocab = enc.tvocab
         student = Tagger(enc, scheme.num_tags)
@@ -100,20 +109,17 @@ class NerModel:
         other.tokenizer = tok
         return other
 
-    def extend_vocab(self, texts: Iterable[str]) -> int:
-        """Give characters first seen in ``texts`` their own embedding rows (char encoder only)."""
+    def extend_vocab(self, texts: Iterable[str], knowledge: KnowledgeConfig | None = None) -> int:
+        """Give characters first seen in ``texts`` their own embedding rows, and lexicon words and bigrams
+        first seen there theirs (char encoder only); returns the number of new characters."""
         if not isinstance(self.vocab, CharVocab):
             return 0
+        texts = list(texts)
         new = sorted({c for t in texts for c in t} - set(self.vocab.stoi))
-        if not new:
-            return 0
-        self.vocab = CharVocab(self.vocab.to_list() + new)
-        for tagger in (self.student, self.teacher):
-            if tagger is not None:
-                tagger.encoder.grow_vocab(len(self.vocab))
-        if self.teacher is not None:  # the teacher's new rows start equal to the student's
-            with torch.no_grad():
-                self.teacher.encoder.embedding.weight[-len(new):] = self.student.encoder.embedding.weight[-len(new):]
+        if new:
+            self.vocab = CharVocab(self.vocab.to_list() + new)
+        teacher = self.teacher.encoder if self.teacher is not None else None
+        grow_char_encoder(self.student.encoder, teacher, self.vocab, len(new), texts, knowledge)  # type: ignore[arg-type]
         return len(new)
 
     # ---- properties ----------------------------------------------------------------------------
@@ -228,6 +234,7 @@ class NerModel:
             raise CheckpointError(f"{d}: weights do not fit the config: {exc}") from None
         vocab: CharVocab | TransformerVocab = CharVocab(config["vocab"]) if config["encoder"]["kind"] == "char" else student.encoder.tvocab
         model = cls(scheme, vocab, student, teacher, lossnet, config["serve"], config["max_len"], config.get("meta"), tokenizer)
+        report_lexicon_drift(d, config["encoder"].get("knowledge", {}))
         return model.to(target)
 
 
@@ -235,7 +242,7 @@ def _build_tagger(directory: Path, config: dict[str, Any], num_tags: int) -> tup
     """An untrained tagger of the checkpoint's encoder spec, and the tokenizer of a transformer encoder."""
     spec = config["encoder"]
     if spec["kind"] == "char":
-        return Tagger(CharBiLSTMEncoder(len(config["vocab"]) + 2, spec["emb_dim"], spec["hidden"], spec["dropout"]), num_tags), None
+        return Tagger(CharBiLSTMEncoder.from_spec(len(config["vocab"]) + 2, spec), num_tags), None
     enc, tokenizer = load_transformer(spec["source"], spec["hidden"], spec["dropout"], from_saved=directory / "encoder")
     return Tagger(enc, num_tags), tokenizer
 

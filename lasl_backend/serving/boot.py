@@ -11,7 +11,7 @@ import logging
 import torch
 
 from ..config import ConfigError, Settings
-from ..ner import crf_kernel_name, resolve_device
+from ..ner import LexiconError, check_term_file, crf_kernel_name, resolve_device
 from .redaction import install_secret_filter
 from .store import ModelStore
 
@@ -29,6 +29,16 @@ def check_device(settings: Settings) -> None:
         resolve_device(settings.device)
     except ValueError as exc:
         raise ConfigError(f"LASL_DEVICE: {exc}") from None
+
+
+def check_lexicon(settings: Settings) -> None:
+    """A term file that cannot be read stops the server here, with its file and line, not in a training run."""
+    if settings.lexicon is None:
+        return
+    try:
+        check_term_file(settings.lexicon)
+    except LexiconError as exc:
+        raise ConfigError(f"LASL_LEXICON: {exc}") from None
 
 
 def clean_interrupted_writes(store: ModelStore) -> int:
@@ -52,6 +62,7 @@ def boot(settings: Settings) -> None:
     torch's default) and the store; last, move everything loaded so far out of the garbage collector's
     reach. Raises :class:`ConfigError` before changing anything."""
     check_device(settings)
+    check_lexicon(settings)
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     logging.getLogger("lasl_backend").setLevel(settings.log_level)
     install_secret_filter(settings.secrets())

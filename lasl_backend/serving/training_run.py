@@ -103,6 +103,11 @@ def train_config(settings: Settings, first_run: bool = False) -> TrainConfig:
         lpn_thread=s.train_threads >= 2,
         tagger_warmup_seconds=(s.train_seconds * s.first_run_warmup) if first_run and s.train_seconds else 0.0,
         device=s.device,
+        char_vectors=s.char_vectors,
+        lexicon_sources=s.lexicon_sources,
+        lexicon=s.lexicon,
+        bigrams=s.bigrams,
+        knowledge_cache=s.knowledge_cache,
     )
 
 

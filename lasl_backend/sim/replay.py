@@ -131,7 +131,9 @@ def fine_tune(rp: Replay, state: RunState, rnd_seed: int, labeled: list[Record],
     first = state.model is None
     cfg = TrainConfig(max_epochs=40 if first else s.round_epochs, min_steps=s.first_round_min_steps if first else s.round_min_steps,
                       dev_fraction=0.0, seed=rnd_seed, encoder=s.encoder, mean_teacher=rp.mean_teacher, lossnet=rp.lossnet,
-                      patience=10**6, lpn_thread=s.threads >= 2, device=s.device, lpn_layers=s.lpn_layers)
+                      patience=10**6, lpn_thread=s.threads >= 2, device=s.device, lpn_layers=s.lpn_layers,
+                      char_vectors=s.char_vectors, lexicon_sources=s.lexicon_sources, lexicon=s.lexicon, bigrams=s.bigrams,
+                      knowledge_cache=s.knowledge_cache)
     state.model = train_lasl(labeled, unlabeled, labels=rp.labels, config=cfg, base=state.model).model
 
 

@@ -11,15 +11,13 @@ written last, so a round counts once its rows are there; a crash before that run
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..atomic import fsync_dir, write_text_atomic
+from ..atomic import atomic_file, write_text_atomic
 from ..ner import NerModel, RecordScore
 
 __all__ = ["RunState", "initial_state", "load_state", "save_state", "state_dir"]
@@ -87,18 +85,9 @@ def save_state(sdir: Path, state: RunState, marginals_changed: bool, model_chang
 
 
 def _write_npz_atomic(path: Path, marg: Marginals) -> None:
-    """``marg`` as ``m0``, ``m1``, ... in ``path``, written like :func:`~lasl_backend.atomic.write_text_atomic`."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{f"m{i}": m for i, m in enumerate(marg)})
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    """``marg`` as ``m0``, ``m1``, ... in ``path``, written atomically (:func:`~lasl_backend.atomic.atomic_file`)."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{f"m{i}": m for i, m in enumerate(marg)})
 
 
 def _load_marginals(path: Path) -> Marginals | None:

@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..ner import TrainConfig
+
+TRAIN_DEFAULTS = TrainConfig()
+
 __all__ = ["COMPARED_KEYS", "STRATEGY_MODELS", "SimSettings", "comparable", "device_type"]
 
 #: strategy → (loss net, Mean Teacher): the models each strategy trains
@@ -46,6 +50,12 @@ class SimSettings:
     device: str = "cpu"
     #: the LPN's Bi-LSTM layers (paper Table 6): 2 = the paper's serial encoder, 0 = its shared encoder
     lpn_layers: int = 2
+    #: where each run's char model starts (``ner.TrainConfig``): LAC vectors, lexicons, the user's term file, bigrams
+    char_vectors: str = TRAIN_DEFAULTS.char_vectors
+    lexicon_sources: str = TRAIN_DEFAULTS.lexicon_sources
+    lexicon: str | None = None
+    bigrams: bool = TRAIN_DEFAULTS.bigrams
+    knowledge_cache: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -53,10 +63,12 @@ class SimSettings:
 
 #: the settings that must match for runs to share a directory
 COMPARED_KEYS = ("data", "init", "step", "encoder", "normalize_length", "loss_reduction", "round_epochs",
-                 "first_round_min_steps", "round_min_steps", "max_test", "device", "lpn_layers")
+                 "first_round_min_steps", "round_min_steps", "max_test", "device", "lpn_layers", "char_vectors",
+                 "lexicon_sources", "lexicon", "bigrams")
 #: what a settings record written before a key existed was made with: the plain sum of chunk scores, on the
-#: CPU, with the paper's 2-layer LPN
-_UNRECORDED = {"loss_reduction": "sum", "device": "cpu", "lpn_layers": 2}
+#: CPU, with the paper's 2-layer LPN, from random character rows without lexicon or bigrams
+_UNRECORDED = {"loss_reduction": "sum", "device": "cpu", "lpn_layers": 2, "char_vectors": "none", "lexicon_sources": "",
+               "lexicon": None, "bigrams": False}
 
 
 def device_type(name: str) -> str:

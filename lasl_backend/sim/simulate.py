@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from ..ner import resolve_device
+from ..ner import check_term_file, resolve_device
 from ..strategies import STRATEGIES
 from .replay import run_one
 from .results import write_results
@@ -75,6 +75,8 @@ def _settings_from_args(args: argparse.Namespace) -> SimSettings:
     if args.threads < 1:
         raise ValueError("--threads must be >= 1")
     resolve_device(args.device)  # a clear error now, not in a worker process after the data is read
+    if args.lexicon:
+        check_term_file(args.lexicon)  # a bad line: its file and line now, not from a worker
     if not (0 < args.init < 1 and 0 < args.step < 1 and args.rounds >= 0):
         raise ValueError("--init and --step must be fractions in (0, 1) and --rounds >= 0")
     return SimSettings(
@@ -82,7 +84,8 @@ def _settings_from_args(args: argparse.Namespace) -> SimSettings:
         encoder=args.encoder, threads=args.threads, normalize_length=args.normalize_length, loss_reduction=args.loss_reduction,
         round_epochs=args.epochs_per_round, max_test=args.max_test,
         first_round_min_steps=args.first_round_steps, round_min_steps=args.round_steps, device=args.device,
-        lpn_layers=args.lpn_layers,
+        lpn_layers=args.lpn_layers, char_vectors=args.char_vectors, lexicon_sources=args.lexicon_sources, lexicon=args.lexicon,
+        bigrams=args.bigrams, knowledge_cache=args.knowledge_cache,
     )
 
 
