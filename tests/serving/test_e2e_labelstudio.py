@@ -93,7 +93,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         env = dict(os.environ)
         env.update({
             "LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token, "MODEL_DIR": str(tmp / "models"),
-            "LASL_EPOCHS": "1", "LASL_MIN_STEPS": "2", "LASL_MAX_STEPS": "2", "LASL_TORCH_THREADS": "1",
+            # a short run of the default model (LAC's vectors): enough steps that its first version finds entities,
+            # whose regions the offset checks below read
+            "LASL_EPOCHS": "1", "LASL_MIN_STEPS": "40", "LASL_MAX_STEPS": "40", "LASL_TORCH_THREADS": "1",
             "LASL_TRAIN_EVERY": "1000", "LASL_RETRY_BACKOFF_S": "1", "LOG_LEVEL": "INFO",
         })
         log = open(tmp / "backend.log", "wb")
