@@ -234,10 +234,10 @@ def extend_soft_lexicon(module: SoftLexicon, knowledge: Knowledge, vocab: CharVo
     """``module`` with rows for lexicon words first found in ``texts`` (old rows and weights unchanged)."""
     if knowledge.lexicon is None:
         return module
-    new = _in_vocab(term_counts(texts, knowledge.lexicon, known=set(known_words)), vocab)
+    counts = term_counts(texts, knowledge.lexicon, known=set(known_words))
+    new = _in_vocab(counts, vocab)
     if not new:
         return module
-    counts = term_counts(texts, knowledge.lexicon)
     max_chars = max(module.max_chars, max(len(w) for w in new))
     chars, weight = _word_rows(new, vocab, knowledge.lexicon, counts, max_chars)
     old_chars = torch.nn.functional.pad(module.word_chars.cpu(), (0, max_chars - module.max_chars))
