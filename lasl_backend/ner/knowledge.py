@@ -117,11 +117,11 @@ def load_knowledge(cfg: KnowledgeConfig) -> Knowledge:
 
 
 # ---- character vectors ---------------------------------------------------------------------------
-def vector_rows(tokens: Sequence[str], lac: LacTable | None, dim: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
+def vector_rows(tokens: Sequence[str], lac: LacTable | None, dim: int) -> tuple[torch.Tensor, int]:
     """Initial rows for ``tokens``: LAC's vector where it has one (of ``dim`` wide), else the mean of
     LAC's vectors of the token's characters, else random at LAC's scale. Returns (rows, how many from LAC)."""
     std = float(lac.vectors.std()) if lac is not None else 1.0
-    rows = torch.randn(len(tokens), dim, generator=generator) * std
+    rows = torch.randn(len(tokens), dim) * std
     if lac is None or lac.dim != dim or not tokens:
         return rows, 0
     found_rows, found = lac.rows(list(tokens))
@@ -133,17 +133,22 @@ def vector_rows(tokens: Sequence[str], lac: LacTable | None, dim: int, generator
     return rows, int(found.sum())
 
 
+def lac_char_rows(chars: Sequence[str], lac: LacTable, std: float) -> tuple[torch.Tensor, int]:
+    """Rows for ``chars``: LAC's vector where it has one, else random at ``std``; with how many LAC had."""
+    found_rows, found = lac.rows(list(chars))
+    rows = torch.randn(len(chars), lac.dim) * std
+    rows[torch.from_numpy(found)] = torch.from_numpy(found_rows[found])
+    return rows, int(found.sum())
+
+
 def init_char_rows(weight: torch.Tensor, chars: Sequence[str], first_row: int, lac: LacTable | None) -> int:
     """Overwrite rows ``first_row``.. of a char embedding with LAC's vectors of ``chars``; how many it had."""
     if lac is None or lac.dim != weight.shape[1]:
         return 0
-    found_rows, found = lac.rows(list(chars))
+    rows, n = lac_char_rows(chars, lac, float(lac.vectors.std()))
     with torch.no_grad():
-        std = float(lac.vectors.std())
-        block = torch.randn(len(chars), weight.shape[1]) * std
-        block[torch.from_numpy(found)] = torch.from_numpy(found_rows[found])
-        weight[first_row : first_row + len(chars)] = block.to(weight.device, weight.dtype)
-    return int(found.sum())
+        weight[first_row : first_row + len(chars)] = rows.to(weight.device, weight.dtype)
+    return n
 
 
 # ---- the soft lexicon ----------------------------------------------------------------------------
@@ -374,13 +379,10 @@ def _continuing(cfg: KnowledgeConfig | None, student: CharBiLSTMEncoder) -> Know
 
 
 def _new_char_rows(chars: Sequence[str], lac: LacTable | None, student: CharBiLSTMEncoder) -> torch.Tensor | None:
+    """A fine-tuned model's new characters: LAC's rows, random ones at the scale of the trained rows."""
     if lac is None or lac.dim != student.embedding.embedding_dim:
         return None
-    std = float(student.embedding.weight[2:].detach().std())
-    found_rows, found = lac.rows(list(chars))
-    rows = torch.randn(len(chars), lac.dim) * std
-    rows[torch.from_numpy(found)] = torch.from_numpy(found_rows[found])
-    return rows
+    return lac_char_rows(chars, lac, float(student.embedding.weight[2:].detach().std()))[0]
 
 
 def _grown_copy(grown: torch.nn.Module, previous: torch.nn.Module, old_rows: int) -> torch.nn.Module:
