@@ -320,6 +320,15 @@ def _simulate_parser(sub: Any) -> None:
     s.add_argument("--report-only", action="store_true", help="only rewrite results.csv/json and the PNG from the saved state")
     add_option(s, "--max-test", _sim_settings, type=int, help="evaluate on the first N test records only (smoke runs)")
     add_option(s, "--lpn-layers", _sim_settings, help=LPN_LAYERS_HELP + " (one --out holds one size)", **LPN_CHOICES)
+    s.add_argument("--serving", choices=("queue", "batch"), default="queue",
+                   help="queue: the annotator takes the next tasks of the order the backend pushed, as Label Studio serves them, "
+                        "one version every --train-every annotations, a slice held back; batch: the paper's query, retrain, re-rank")
+    s.add_argument("--train-every", type=int, default=10, help="queue: annotations per model version (the backend's LASL_TRAIN_EVERY)")
+    s.add_argument("--lag", type=int, default=1, help="queue: annotations per version still served from the order before it (while the run trains)")
+    s.add_argument("--annotators", type=int, default=1, help="queue: annotators (Label Studio picks at random among the first annotators + 1)")
+    s.add_argument("--stop-set", type=int, default=200, help="unlabeled records the versions' agreement (kappa) is measured on")
+    s.add_argument("--max-chars", type=int, default=None, help="end each run once this many characters are labeled")
+    s.add_argument("--dev-records", type=int, default=0, help="training records kept out of the pool and scored every round (dev_f1), to choose variants on")
     _knowledge_options(s, _sim_settings)
     s.set_defaults(func=cmd_simulate)
 

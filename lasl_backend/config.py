@@ -272,6 +272,33 @@ class Settings(BaseSettings):
         "(what `lasl simulate` uses); 1 or 3 also work. A change rebuilds the project's loss net at its next run.",
         between(0, 3, want="0, 1, 2 or 3"))
     schedule: str = setting("pool_confidence", "LASL_SCHEDULE", "Λ_t schedule of the dynamic balance (DBS) score.", SCHEDULE)
+    queue_cost: str = setting(
+        "auto", "LASL_QUEUE_COST", "What the queue saves: 'auto' ranks by DBS per expected second once enough annotations carry "
+        "a lead_time (LASL_COST_MIN_ANNOTATIONS), per character until then; 'chars' always per character; 'none' whole "
+        "records, as the paper ranks (docs/serving.md, \"The queue\").",
+        Check(lambda v: v in ("auto", "chars", "none"), "auto, chars or none", good=("chars",), bad=("seconds",)), normalize=str.lower)
+    cost_min_annotations: int = setting(
+        30, "LASL_COST_MIN_ANNOTATIONS", "Usable lead times (finite, positive, under 4 hours) before the seconds model replaces "
+        "characters.", between(3, 10**6))
+    diversity_window: int = setting(
+        10, "LASL_DIVERSITY_WINDOW", "Queue positions within which no group of near-identical texts comes back (0 = off).",
+        between(0, 10**6))
+    stop_set: int = setting(
+        200, "LASL_STOP_SET", "Unlabeled tasks, drawn once per project, on which consecutive versions' agreement (kappa) is "
+        "measured for the stopping signal.", between(0, 100_000))
+    stop_min_annotations: int = setting(
+        100, "LASL_STOP_MIN_ANNOTATIONS", "Annotations before the stopping signal recommends anything.", between(0, 10**7))
+    stop_kappa: float = setting(
+        0.97, "LASL_STOP_KAPPA", "Kappa with the previous version that counts as stable.", between(0.0, 1.0, low_open=True, what="a kappa"))
+    stop_window: int = setting(
+        3, "LASL_STOP_WINDOW", "Versions in a row that must be stable before 'stop'.", between(1, 1000))
+    stop_gain: float = setting(
+        0.01, "LASL_STOP_GAIN", "Expected held-back F1 gain from LASL_STOP_HORIZON more annotations below which the curve "
+        "counts as flat.", between(0.0, 1.0, what="an F1 gain"))
+    slow_gain: float = setting(
+        0.03, "LASL_SLOW_GAIN", "Expected gain below which gains are 'slowing'.", between(0.0, 1.0, what="an F1 gain"))
+    stop_horizon: int = setting(
+        500, "LASL_STOP_HORIZON", "More annotations the expected gain is projected over.", between(1, 10**7))
     push_chunk: int = setting(
         10_000, "LASL_PUSH_CHUNK", "Predictions per import request (Label Studio recounts per request: keep it large).",
         between(1, 100_000))

@@ -1,9 +1,11 @@
-"""Strict entity-level metrics: a predicted entity counts only with exact start, end and label."""
+"""Strict entity-level metrics (a predicted entity counts only with exact start, end and label) and the
+corrections an annotator makes to pre-annotations."""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
 
 from .data import Entity
 
@@ -37,3 +39,39 @@ def entity_prf(gold: Sequence[Iterable[Entity]], pred: Sequence[Iterable[Entity]
         "per_label": {lab: _prf(tp[lab], fp[lab], fn[lab]) for lab in labels},
         "n_records": len(gold),
     }
+
+
+@dataclass(frozen=True)
+class Corrections:
+    """What an annotator does to turn a record's pre-annotations into its gold regions: ``add`` a missing
+    region, ``delete`` a wrong one, ``change`` one that overlaps a gold region with other bounds or label."""
+
+    add: int = 0
+    delete: int = 0
+    change: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.add + self.delete + self.change
+
+    def __add__(self, other: "Corrections") -> "Corrections":
+        return Corrections(self.add + other.add, self.delete + other.delete, self.change + other.change)
+
+
+def corrections(gold: Iterable[Any], pred: Iterable[Any]) -> Corrections:
+    """The corrections of one record (objects with ``start``, ``end``, ``label``): exact matches cost
+    nothing; each remaining predicted region that overlaps a remaining gold one is paired with it (in order
+    of start, one pairing each) as a change; the gold regions left are adds, the predicted ones deletes."""
+    gs = {(e.start, e.end, e.label) for e in gold}
+    ps = {(e.start, e.end, e.label) for e in pred}
+    g_left = sorted(gs - ps)
+    p_left = sorted(ps - gs)
+    used: set[int] = set()
+    change = 0
+    for gs_, ge, _ in g_left:
+        for j, (ps_, pe, _) in enumerate(p_left):
+            if j not in used and ps_ < ge and gs_ < pe:
+                used.add(j)
+                change += 1
+                break
+    return Corrections(add=len(g_left) - change, delete=len(p_left) - len(used), change=change)

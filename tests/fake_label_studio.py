@@ -4,6 +4,7 @@ It speaks real HTTP on loopback, so the real ``label-studio-sdk`` client (paths,
 error classes) is exercised. Behaviour as Label Studio 1.23.2's (docs/serving.md, "Label Studio facts"):
 ``Authorization: Token <key>`` required, task pages past the end answer 404, ``PATCH model_version`` is
 refused unless predictions of that version exist, ``import/predictions`` answers ``{"created": n}``.
+Tasks come back whole (``include`` is not applied); an annotation carries ``lead_time`` when one was given.
 Faults can be injected: statuses per path (``fail``), every connection dropped unanswered, as by an
 unreachable server (``down``), and a delay before every answer (``latency_s``).
 """
@@ -16,6 +17,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+#: ``annotate``'s default: the annotation has no ``lead_time`` field at all (``None`` sends a null)
+NO_LEAD_TIME: Any = object()
 
 
 class FakeLabelStudio:
@@ -42,7 +46,8 @@ class FakeLabelStudio:
         self.tasks[tid] = {"id": tid, "project": pid, "data": {key: text}, "annotations": [], "predictions": []}
 
     def annotate(self, tid: int, regions: list[tuple[int, int, str]], *, cancelled: bool = False, ground_truth: bool = False,
-                 updated_at: str | None = None, from_name: str = "label", to_name: str = "text") -> int:
+                 updated_at: str | None = None, from_name: str = "label", to_name: str = "text",
+                 lead_time: Any = NO_LEAD_TIME) -> int:
         with self._lock:
             aid = self._next_ann
             self._next_ann += 1
@@ -54,8 +59,11 @@ class FakeLabelStudio:
             for s, e, lab in regions
         ]
         ts = updated_at or f"2026-11-26T05:{aid // 60:02d}:{aid % 60:02d}Z"
-        t["annotations"].append({"id": aid, "result": result, "was_cancelled": cancelled, "ground_truth": ground_truth,
-                                 "created_at": ts, "updated_at": ts, "task": tid, "project": t["project"]})
+        ann = {"id": aid, "result": result, "was_cancelled": cancelled, "ground_truth": ground_truth,
+               "created_at": ts, "updated_at": ts, "task": tid, "project": t["project"]}
+        if lead_time is not NO_LEAD_TIME:
+            ann["lead_time"] = lead_time  # any value, as a client may have sent it (TASK_INCLUDE lists the field)
+        t["annotations"].append(ann)
         return aid
 
     def delete_annotation(self, aid: int) -> None:

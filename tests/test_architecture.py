@@ -21,12 +21,13 @@ ALLOWED: dict[str, set[str]] = {
     "knowledge": {"atomic"},
     "crf": set(),
     "strategies": set(),
+    "stopping": set(),
     "ner": {"crf", "data", "metrics", "atomic", "knowledge"},
     "labelstudio": {"data"},
-    "serving": {"labelstudio", "strategies", "ner", "config", "data", "metrics", "atomic", "lasl_backend"},
-    "sim": {"strategies", "ner", "data", "metrics", "atomic"},
+    "serving": {"labelstudio", "strategies", "stopping", "ner", "config", "data", "metrics", "atomic", "lasl_backend"},
+    "sim": {"strategies", "stopping", "ner", "data", "metrics", "atomic"},
     "cli": {"config", "data", "knowledge", "metrics", "ner", "serving", "sim", "devtools"},
-    "devtools": {"atomic", "config", "crf", "data", "knowledge", "labelstudio", "metrics", "ner", "serving", "sim", "strategies", "lasl_backend"},
+    "devtools": {"atomic", "config", "crf", "data", "knowledge", "labelstudio", "metrics", "ner", "serving", "sim", "stopping", "strategies", "lasl_backend"},
     "lasl_backend": set(),
 }
 #: what the routes module must not reach: the model, the CRF, the store, the backend and training code

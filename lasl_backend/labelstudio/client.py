@@ -87,7 +87,7 @@ def _short(body: Any, limit: int = 300) -> str:
 
 #: ``include`` of the task list: the task fields and, because Label Studio applies it to the nested
 #: annotations as well, the annotation fields training needs (see :meth:`LSClient.fetch_tasks`).
-TASK_INCLUDE = "id,data,annotations,project,result,was_cancelled,ground_truth,updated_at,created_at"
+TASK_INCLUDE = "id,data,annotations,project,result,was_cancelled,ground_truth,updated_at,created_at,lead_time"
 
 
 class LSClient:

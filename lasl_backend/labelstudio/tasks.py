@@ -26,6 +26,9 @@ class LabeledTask:
     entities: list[Entity]
     annotation_id: int | None
     warnings: list[str] = field(default_factory=list)
+    #: the annotation's ``lead_time`` as Label Studio sent it (seconds spent; may be null or nonsense: the
+    #: cost model cleans it)
+    lead_time: Any = None
 
     def to_record(self) -> Record:
         return Record(id=str(self.task_id), text=self.text, entities=list(self.entities))
@@ -162,7 +165,7 @@ def split_tasks(tasks: Iterable[dict[str, Any]], ner: NerConfig, max_text_chars:
         ents, warns = regions_to_entities(text, ann.get("result") or [], ner)
         for w in warns:
             warnings.append(f"task {tid}, annotation {ann.get('id')}: {w}")
-        labeled.append(LabeledTask(tid, text, ents, ann.get("id") if isinstance(ann.get("id"), int) else None, warns))
+        labeled.append(LabeledTask(tid, text, ents, ann.get("id") if isinstance(ann.get("id"), int) else None, warns, ann.get("lead_time")))
     for w in warnings[:50]:
         log.warning("%s", w)
     if len(warnings) > 50:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
 from ..config import Settings
@@ -23,6 +24,8 @@ from ..ner import TrainConfig, TrainingCancelled, train_lasl
 from .connection import LabelStudioConnection, NoConnectionError
 from .model_slot import ModelSlot, ServedModel
 from .prediction import Predictor, TaskIssue
+from .history import ProjectHistory
+from .stop_signal import recommendation, stop_rule
 from .run_state import RunTracker
 from .scores import COLD_START_VERSION, UNREADABLE_SCORE, cold_start_score, dbs_score
 from .project_ids import check_project_id
@@ -66,9 +69,10 @@ class LaslBackend:
         self.predictor = Predictor(self.project_id, self.settings)
         self.runs = RunTracker()
         self.follow_up = FollowUpRule(self.settings.continue_runs)
+        self.history = ProjectHistory(self.store.project_dir(self.project_id))
         self._run_context = RunContext(
             project_id=self.project_id, settings=self.settings, store=self.store, connection=self.connection, slot=self.slot,
-            tracker=self.runs, follow_up=self.follow_up, stop=self._stop, train_fn=train_fn or train_lasl,
+            tracker=self.runs, follow_up=self.follow_up, stop=self._stop, train_fn=train_fn or train_lasl, history=self.history,
         )
         self._ner: NerConfig | None = None
         if label_config is not None:
@@ -178,17 +182,31 @@ class LaslBackend:
             summary = TrainingRun(self._run_context, reason, self._ner, self.set_label_config).run()
         except NotEnoughLabeledError as exc:
             self.runs.waiting(str(exc))
+            self._record_run("waiting", error=str(exc))
             raise
         except TrainingCancelled:
             self.runs.cancelled()
+            self._record_run("cancelled")
             raise
         except Exception as exc:
             msg = f"{type(exc).__name__}: {exc}"
             self.runs.failed(msg)
+            self._record_run("failed", error=msg[:2000])
             log.error("project %s: training run (%s) failed: %s", self.project_id, reason, msg)
             raise
         self.runs.succeeded(summary)
+        self._record_run("ok", version=summary.get("version"), steps=summary.get("steps"), pushed=summary.get("pushed"))
         return summary
+
+    def _record_run(self, status: str, **fields: Any) -> None:
+        """The run's outcome in the project's history (the page's table); a failing disk only logs."""
+        st = self.runs.snapshot()
+        entry = {"reason": st.reason, "status": status, "started_at": st.started_at, "finished_at": st.finished_at,
+                 "duration_s": st.duration_s, "steps": None, "version": None, "error": None} | fields
+        try:
+            self.history.append_run(entry)
+        except OSError as exc:
+            log.warning("project %s: could not record the run: %s", self.project_id, exc)
 
     def request_stop(self) -> None:
         """Ask a running training loop, or a retry waiting in it, to stop at its next step (server shutdown)."""
@@ -235,7 +253,31 @@ class LaslBackend:
             },
             "current_version_stats": _version_stats(meta),
             "predict": stats,
+            "queue": self.queue_state(meta, current),
+            "stopping": self.stopping(),
         }
+
+    def queue_state(self, meta: dict[str, Any], current: str | None) -> dict[str, Any]:
+        """What the queue is ranked by and how much of it is left (from the serving version's meta)."""
+        last = self.runs.snapshot().last_run or next((r for r in reversed(self.history.runs()) if r.get("status") == "ok"), {})
+        return {
+            "model_version": current or COLD_START_VERSION,
+            "labeled": meta.get("n_labeled"),
+            "unlabeled": meta.get("n_unlabeled"),
+            "last_push": meta.get("trained_at"),
+            "pushed": last.get("pushed") if last.get("version") == current else None,
+            "cost_unit": meta.get("cost_unit"),
+            "cost_model": meta.get("cost_model"),
+            "diversity": meta.get("diversity"),
+        }
+
+    def stopping(self, signals: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The stopping signal: the recommendation over every published version, and the latest entry."""
+        signals = self.history.signals() if signals is None else signals
+        rule = stop_rule(self.settings)
+        rec = recommendation(signals, rule).to_dict()
+        rec["rule"] = asdict(rule)
+        return {"recommendation": rec, "versions": len(signals), "latest": signals[-1] if signals else None}
 
 
 def _version_stats(meta: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from ..config import Settings
 from ..labelstudio import NerConfig, prediction_import, span_regions, task_prediction
 from ..ner import RecordScore
+from ..strategies.cost import CostModel
 from .connection import LabelStudioConnection
 from .model_slot import ServedModel
 from .parsing import MAX_NEW_TASKS
@@ -65,7 +66,8 @@ def predictions_for(
     served: ServedModel, texts: Sequence[str], records: Sequence[RecordScore], ner: NerConfig, project_id: int | None = None
 ) -> list[dict[str, Any]]:
     """One Label Studio prediction per text from the model's record scores."""
-    scores = queue_scores(records, served.normalizer, project_id)
+    stored = served.meta.get("cost_model")
+    scores = queue_scores(records, served.normalizer, project_id, CostModel.from_dict(stored) if stored else None)
     return [task_prediction(span_regions(t, r.entities, ner), s, served.version) for t, r, s in zip(texts, records, scores)]
 
 

@@ -1,7 +1,8 @@
 """The Flask 3 app that Label Studio 1.23 talks to (docs/serving.md, "The protocol").
 
 Routes: ``GET /`` and ``/health`` (cheap), ``POST /setup`` (< 3 s, never loads a model), ``POST
-/predict``, ``POST /webhook``, ``GET /versions``, ``GET /metrics``. Every error is JSON
+/predict``, ``POST /webhook``, ``GET /versions``, ``GET /metrics``, ``GET /dashboard`` (the project page,
+HTML from stored numbers, never a model load). Every error is JSON
 ``{"error": "..."}`` with a 4xx status for bad input; a 5xx means a bug in this code.
 
 Bad input policy for /predict: a request that is not a JSON object, has no non-empty ``tasks`` list,
@@ -17,6 +18,7 @@ Each view only reads the request and hands it to the :class:`~.service.BackendSe
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -32,6 +34,7 @@ from .parsing import (
     annotation_ids,
     new_task_ids,
     parse_predict,
+    parse_project_id,
     parse_setup,
     read_json_object,
     training_label_config,
@@ -62,6 +65,11 @@ def _error(message: str, status: int, **extra: Any) -> Response:
 
 def _body() -> dict[str, Any]:
     return read_json_object(request.get_data(cache=True))  # raises RequestEntityTooLarge past MAX_CONTENT_LENGTH
+
+
+def _error_page(message: str) -> str:
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>lasl-backend</title></head>'
+            f'<body><h1>lasl-backend</h1><p>{html.escape(message)}</p><p><a href="dashboard">All projects</a></p></body></html>')
 
 
 def _install_auth(app: Flask, settings: Settings) -> None:
@@ -142,6 +150,15 @@ def _install_routes(app: Flask, service: BackendService, settings: Settings) -> 
     @app.get("/metrics")
     def metrics() -> Response:
         return jsonify(service.metrics())
+
+    @app.get("/dashboard")
+    def dashboard() -> Response:
+        try:
+            query = request.args.get("project")
+            page = service.dashboard(None if query is None or query == "" else parse_project_id(query))
+        except BadRequest as exc:  # a person reads this page: the error as a page too
+            return Response(_error_page(str(exc)), status=exc.status, mimetype="text/html")
+        return Response(page, mimetype="text/html")
 
 
 def init_app(

@@ -5,6 +5,7 @@ Label Studio 1.23.2 drops an imported prediction whose score is outside [0, 1] (
 "The queue" and "Label Studio facts").
 
 * With a model: x = ``-log rank`` of the paper's Eq. 6, DBS = Λ_t·softmax(L_min) + (1-Λ_t)·softmax(L_pred),
+  L_min and L_pred per unit of cost by default (``ranking``: expected seconds, or characters),
   with Λ_t and both softmax denominators frozen from the unlabeled pool of that model version
   (:class:`DBSNormalizer`), then ``score = (1 + x / (1 + |x|)) / 2``: strictly increasing in x, so the
   order is exactly DBS order (higher rank = more informative = lower score), and it keeps float64
@@ -29,8 +30,9 @@ import numpy as np
 
 from ..ner import RecordScore
 from ..strategies import DBSNormalizer
+from ..strategies.cost import CostModel
 
-__all__ = ["COLD_START_VERSION", "UNREADABLE_SCORE", "cold_start_score", "dbs_score", "queue_scores", "unit_interval"]
+__all__ = ["COLD_START_VERSION", "UNREADABLE_SCORE", "cold_start_score", "dbs_score", "queue_scores", "record_costs", "unit_interval"]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,17 @@ def dbs_score(neg_log_rank: float) -> float:
     return unit_interval(0.5 * (1.0 + neg_log_rank / (1.0 + abs(neg_log_rank))))
 
 
-def queue_scores(records: Sequence[RecordScore], normalizer: DBSNormalizer | None, project_id: int | None = None) -> list[float]:
-    """One score per record: DBS order under ``normalizer``, else least-confidence order."""
+def record_costs(records: Sequence[RecordScore], cost_model: CostModel | None) -> np.ndarray:
+    chars = np.array([r.n_chars for r in records], dtype=np.float64)
+    if cost_model is None:
+        return chars
+    return cost_model.seconds(chars, np.array([len(r.entities) for r in records], dtype=np.float64))
+
+
+def queue_scores(records: Sequence[RecordScore], normalizer: DBSNormalizer | None, project_id: int | None = None,
+                 cost_model: CostModel | None = None) -> list[float]:
+    """One score per record: DBS order under ``normalizer`` (per unit of cost when it is cost-aware: expected
+    seconds under ``cost_model``, else characters), else least-confidence order."""
     if not records:
         return []
     fallback = [unit_interval(float(r.p_max)) for r in records]
@@ -70,7 +81,7 @@ def queue_scores(records: Sequence[RecordScore], normalizer: DBSNormalizer | Non
         log_rank = normalizer.log_rank(
             np.array([r.l_min for r in records], dtype=np.float64),
             np.array([r.l_pred for r in records], dtype=np.float64),
-            np.array([r.n_chars for r in records], dtype=np.float64),
+            record_costs(records, cost_model),
         )
     except Exception as exc:  # noqa: BLE001 - e.g. a non-finite loss on one record
         log.warning("project %s: DBS score failed (%s); scoring this batch by confidence", project_id, exc)

@@ -21,8 +21,10 @@ from ..config import Settings
 from ..labelstudio import LabelConfigError, LSClient
 from ..ner import crf_kernel_name
 from .backend import LaslBackend
+from .dashboard import DashboardView, render_dashboard, render_index
 from .newtasks import NewTaskScorer
 from .parsing import BadRequest, PredictRequest, SetupRequest
+from .run_state import utc_now
 from .scheduler import TrainingManager
 from .store import ModelStore
 from .webhooks import BacklogFull, WebhookLimits, WebhookVerifier
@@ -206,6 +208,26 @@ class BackendService:
             "projects": projects,
             "webhooks": dict(self.verifier.summary(), new_tasks=self.scorer.summary()),
         }
+
+    def dashboard(self, project_id: int | None) -> str:
+        """The project page (HTML), from stored numbers only; without a project, the one project or a list.
+        An unknown project is a 404 (:class:`BadRequest`)."""
+        projects = self.known_projects()
+        if project_id is None:
+            if len(projects) != 1:
+                return render_index(projects)
+            project_id = projects[0]
+        if project_id not in projects:
+            raise BadRequest(f"project {project_id} is not known to this backend", 404)
+        b = self.backend(project_id)
+        signals = b.history.signals()
+        m = b.metrics()
+        queue = m["queue"]
+        view = DashboardView(
+            project_id=project_id, projects=projects, signals=signals, recommendation=b.stopping(signals)["recommendation"],
+            runs=b.history.runs(), queue=queue, cost_model=queue.get("cost_model"), generated_at=utc_now(),
+        )
+        return render_dashboard(view)
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """True once no webhook event waits or is worked on (tests)."""

@@ -19,7 +19,6 @@ it was; the written version stays on disk and is never served (docs/serving.md, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -33,11 +32,16 @@ from ..data import Entity
 from ..labelstudio import Dataset, LabeledTask, LSClient, NerConfig, prediction_import
 from ..metrics import entity_prf
 from ..ner import NerModel, TrainConfig, TrainResult, train_lasl
+from ..stopping import holdout_key
 from ..strategies import DBSNormalizer, PoolScores
 from .connection import LabelStudioConnection
+from .history import ProjectHistory
 from .model_slot import ModelSlot, ServedModel
 from .prediction import predictions_for
+from .ranking import diversify, fit_project_cost
 from .run_state import RunTracker, utc_now
+from .scores import record_costs
+from .stop_signal import draw_stop_set, measure_version
 from .store import MODEL_SUBDIR, NORMALIZER, ModelStore
 
 __all__ = [
@@ -63,13 +67,6 @@ TrainFn = Callable[..., TrainResult]
 
 class NotEnoughLabeledError(RuntimeError):
     """Fewer annotated tasks than ``LASL_MIN_LABELED``: nothing to train on yet (not a fault)."""
-
-
-def holdout_key(task_id: int, seed: int) -> float:
-    """A stable uniform number per task: the same tasks stay held back across runs, so F1 of
-    successive versions is measured on (mostly) the same slice and never trained on."""
-    h = hashlib.sha256(f"lasl-holdout:{seed}:{task_id}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2**64
 
 
 def split_holdout(labeled: Sequence[LabeledTask], settings: Settings) -> tuple[list[LabeledTask], list[LabeledTask]]:
@@ -145,6 +142,7 @@ class RunContext:
     follow_up: FollowUpRule
     stop: threading.Event
     train_fn: TrainFn = train_lasl
+    history: ProjectHistory | None = None
 
 
 @dataclass
@@ -197,12 +195,14 @@ class TrainingRun:
         trained_on, held = self.split(fetched.data.labeled)
         fitted = self.fit(fetched, trained_on)
         f1 = self.evaluate(fitted.model, held)
+        signal, stop_tags = self.measure(fetched, fitted, held)
         scored = self.score_pool(fetched, fitted, len(trained_on), len(held), f1)
         served = self.persist(scored, fitted.model)
         t_push = time.monotonic()
         pushed = self.push(fetched, scored)
         push_s = time.monotonic() - t_push
         self.activate(served)
+        self.record_signal(scored, signal, stop_tags)
         return self.summary(scored, fitted, pushed, push_s)
 
     # ---- the steps ------------------------------------------------------------------------------
@@ -246,6 +246,32 @@ class TrainingRun:
         prf = entity_prf([t.entities for t in held], [[Entity(e.start, e.end, e.label) for e in p.entities] for p in preds])
         return prf["micro"]["f1"]
 
+    def measure(self, fetched: _Fetched, fitted: _Fitted, held: Sequence[LabeledTask]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The stopping signal's numbers for this version (:mod:`.stop_signal`); the stop set is drawn at
+        the project's first run."""
+        history, s = self.ctx.history, self.ctx.settings
+        if history is None:
+            return {}, {}
+        stop_ids = history.stop_set()
+        if stop_ids is None:
+            stop_ids = draw_stop_set(fetched.data, s.stop_set, s.seed, self.ctx.project_id)
+            history.set_stop_set(stop_ids)
+        return measure_version(fitted.model, fetched.data, held, stop_ids, history.stop_tags(), s.predict_batch)
+
+    def record_signal(self, scored: _Scored, signal: dict[str, Any], stop_tags: dict[str, Any]) -> None:
+        """Keep the published version's signal and its stop-set tags (after activation: a run that failed
+        earlier leaves no entry). A failing disk here only logs: the version already serves."""
+        history = self.ctx.history
+        if history is None:
+            return
+        entry = {"version": scored.version, "trained_at": scored.meta.get("trained_at"), "lambda_t": scored.meta.get("lambda_t")} | signal
+        try:
+            history.append_signal(entry)
+            if stop_tags:
+                history.save_stop_tags(stop_tags)
+        except OSError as exc:
+            log.warning("project %s: could not record the stopping signal: %s", self.ctx.project_id, exc)
+
     def score_pool(self, fetched: _Fetched, fitted: _Fitted, n_trained: int, n_held: int, f1: float | None) -> _Scored:
         s, pid = self.ctx.settings, self.ctx.project_id
         t = time.monotonic()
@@ -253,12 +279,18 @@ class TrainingRun:
         round_t = version.number - 1  # round t of the paper's Eq. 11-12: 0 for a project's first version
         texts = [u.text for u in fetched.data.unlabeled]
         records = fitted.model.predict(texts, max_batch=s.predict_batch, workers=s.score_workers) if texts else []
+        cost_model = fit_project_cost(fetched.data.labeled, s.queue_cost, s.cost_min_annotations)
         normalizer = None
         if records and all(r.l_pred is not None for r in records):
-            normalizer = DBSNormalizer.from_pool(PoolScores.from_scores(records, round=round_t), s.schedule)
+            per_cost = s.queue_cost != "none"
+            pool = PoolScores.from_scores(records, round=round_t, cost=record_costs(records, cost_model) if per_cost else None)
+            normalizer = DBSNormalizer.from_pool(pool, s.schedule, normalize_length=per_cost)
         meta = self._meta(fetched, fitted, n_trained, n_held, f1, normalizer, round_t)
+        meta["cost_model"] = cost_model.to_dict() if cost_model is not None else None
+        meta["cost_unit"] = "none" if s.queue_cost == "none" else ("seconds" if cost_model is not None else "chars")
         served = ServedModel(version.name, fitted.model, normalizer, meta)
         predictions = predictions_for(served, texts, records, fetched.ner, pid)
+        meta["diversity"] = diversify(predictions, texts, s.diversity_window)
         meta["score_seconds"] = round(time.monotonic() - t, 3)
         return _Scored(version.name, normalizer, predictions, meta)
 

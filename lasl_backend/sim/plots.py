@@ -1,6 +1,7 @@
 """The learning curves: mean ± std over seeds per strategy against records labeled (the paper's Fig. 4),
-with the all-data line and 95%/98% of it; and, beside it, F1 against characters labeled, since annotation
-effort follows characters more than records and strategies differ in the lengths they pick."""
+with the all-data line and 95%/98% of it; beside it, F1 against characters labeled and against corrections
+made to the pre-annotations, since annotation effort follows characters and corrections more than records and
+strategies differ in the lengths they pick."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from .settings import STRATEGY_MODELS
+from .settings import STRATEGY_MODELS, split_name
 
 __all__ = ["Curve", "curves", "plot_curves"]
 
-#: the two panels: (row key for x, scale to the axis unit, axis label, title)
+#: the panels: (row key for x, scale to the axis unit, axis label, title)
 PANELS = (
     ("labeled_fraction", 100.0, "% of training records labeled", "F1 by records labeled (the paper's budget)"),
     ("labeled_chars", 1e-3, "thousands of characters labeled", "F1 by characters labeled"),
+    ("corrections", 1.0, "corrections to the pre-annotations (add, delete, change)", "F1 by corrections made"),
 )
 
 
@@ -43,7 +45,7 @@ class Curve:
 def curves(rows: Sequence[dict[str, Any]]) -> list[Curve]:
     """The plotted data, strategies in the order of ``STRATEGY_MODELS``."""
     out = []
-    for name in sorted({r["strategy"] for r in rows}, key=list(STRATEGY_MODELS).index):
+    for name in sorted({r["strategy"] for r in rows}, key=lambda n: (list(STRATEGY_MODELS).index(split_name(n)[0]), n)):
         by_round: dict[int, list[dict[str, Any]]] = {}
         for r in rows:
             if r["strategy"] == name:
@@ -51,7 +53,7 @@ def curves(rows: Sequence[dict[str, Any]]) -> list[Curve]:
         rounds = sorted(by_round)
         f1 = [np.array([x["f1"] for x in by_round[t]]) for t in rounds]
         counts = np.array([len(v) for v in f1])
-        x = {key: np.array([np.mean([r[key] for r in by_round[t]]) * scale for t in rounds]) for key, scale, _, _ in PANELS}
+        x = {key: np.array([np.mean([r.get(key, np.nan) for r in by_round[t]]) * scale for t in rounds]) for key, scale, _, _ in PANELS}
         out.append(Curve(name, int(counts.max()), x, np.array([v.mean() for v in f1]), np.array([v.std() for v in f1]), counts == counts.max()))
     return out
 
@@ -65,9 +67,9 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path, full_f1: float | Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), dpi=110)
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(19, 5.5), dpi=100)
     for c in curves(rows):
-        lw = 2.2 if c.strategy == "lasl" else 1.3
+        lw = 2.2 if c.strategy.startswith("lasl") else 1.3
         for ax, (key, _, _, _) in zip(axes, PANELS):
             xs, full = c.x[key], c.full
             line = ax.plot(xs[full], c.mean[full], marker="o", ms=3, lw=lw, label=c.label)[0]

@@ -1,12 +1,18 @@
 """One (strategy, seed) run of the simulator, resumable: each round is query → reveal → fine-tune →
 evaluate → persist.
 
-- query: score the unlabeled pool with the previous round's model and let the strategy pick ``step`` × N;
+- query: with ``serving="batch"`` (the paper's protocol) the strategy picks ``step`` × N records from the
+  pool scored by the previous round's model; with ``serving="queue"`` the annotator takes the next
+  ``train_every`` tasks of the order the last versions pushed, as Label Studio serves them (``ls_queue``);
+  either way each pick's corrections to the pre-annotations it was shown are counted;
 - reveal: the oracle gives the picked records' gold entities (they join the labeled set);
 - fine-tune: train the previous round's models on the labeled set (from scratch in round 0), with the
-  unlabeled texts for Mean Teacher where the strategy uses it;
+  unlabeled texts for Mean Teacher where the strategy uses it; ``queue`` holds back a slice of the labeled
+  records as the backend does;
 - evaluate: strict micro F1 on the test records, and Λ_t of the paper's Eq. 7 on the remaining pool (for
-  every strategy: it shows how confident the model is); the pool's scores are kept for the next query;
+  every strategy: it shows how confident the model is); the pool's scores are kept for the next query
+  (``queue``: pushed as the next version's order); the stopping signal's inputs (held-back counts, kappa
+  on the stop set) go into the row;
 - persist: the model, TOD's marginals and the state (``run_state``), then the results files.
 
 The last round of an invocation does not score the pool (nothing queries after it); a run resumed with more
@@ -24,19 +30,34 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Record, read_jsonl
-from ..metrics import entity_prf
+from ..data import Entity, Record, read_jsonl
+from ..metrics import Corrections, entity_prf
 from ..ner import RecordScore, TrainConfig, train_lasl
 from ..strategies import PoolScores, QueryStrategy, get_schedule, get_strategy, temporal_output_discrepancy
+from ..strategies.diversity import Diversified, near_duplicate_groups, text_signature
+from .ls_queue import PushedVersion, push, serve
 from .results import write_results
 from .run_state import RunState, initial_state, load_state, save_state, state_dir
-from .settings import STRATEGY_MODELS, SimSettings
+from .settings import STRATEGY_MODELS, SimSettings, split_name
+from .signals import batch_corrections, heldout_counts, kappa_against, save_tags, split_heldout, stop_set, stop_tags
 
-__all__ = ["Replay", "catch_up", "run_one", "score_pool"]
+__all__ = ["Replay", "build_strategy", "catch_up", "run_one", "score_pool"]
 
 
 def _emit(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def build_strategy(name: str, settings: SimSettings) -> QueryStrategy:
+    """The strategy a name such as ``lasl+cost+div`` stands for, with the settings' own options."""
+    base, flags = split_name(name)
+    kwargs: dict[str, Any] = {}
+    if (settings.normalize_length or "cost" in flags) and base in ("dbs", "lasl", "mlp", "lpn"):
+        kwargs["normalize_length"] = True
+    if base == "loss":
+        kwargs["reduction"] = settings.loss_reduction
+    strategy = get_strategy(base, **kwargs)
+    return Diversified(strategy, window=settings.train_every) if "div" in flags else strategy
 
 
 @dataclass
@@ -50,6 +71,9 @@ class Replay:
     test: list[Record]
     labels: list[str]
     strategy: QueryStrategy
+    groups: np.ndarray
+    #: training records kept out of the pool to choose variants on (``dev_records``), never labeled
+    dev: list[Record]
 
     @classmethod
     def load(cls, settings: SimSettings, strategy_name: str, seed: int) -> Replay:
@@ -58,31 +82,36 @@ class Replay:
         test = read_jsonl(data / "test.jsonl")
         if settings.max_test:
             test = test[: settings.max_test]
-        kwargs: dict[str, Any] = {}
-        if settings.normalize_length and strategy_name in ("dbs", "lasl", "mlp", "lpn"):
-            kwargs["normalize_length"] = True
-        if strategy_name == "loss":
-            kwargs["reduction"] = settings.loss_reduction
         labels = sorted({e.label for r in train for e in r.entities})
-        return cls(settings, strategy_name, seed, train, test, labels, get_strategy(strategy_name, **kwargs))
+        train, dev = split_dev(train, settings.dev_records)
+        groups = near_duplicate_groups([text_signature(r.text) for r in train])
+        return cls(settings, strategy_name, seed, train, test, labels, build_strategy(strategy_name, settings), groups, dev)
+
+    @property
+    def base(self) -> str:
+        return split_name(self.strategy_name)[0]
 
     @property
     def lossnet(self) -> str | None:
-        return STRATEGY_MODELS[self.strategy_name][0]
+        return STRATEGY_MODELS[self.base][0]
 
     @property
     def mean_teacher(self) -> bool:
-        return STRATEGY_MODELS[self.strategy_name][1]
+        return STRATEGY_MODELS[self.base][1]
 
     @property
     def wants_marginals(self) -> bool:
-        return self.strategy_name == "tod"
+        return self.base == "tod"
+
+    @property
+    def queue(self) -> bool:
+        return self.settings.serving == "queue"
 
     def n_init(self) -> int:
         return max(1, int(round(self.settings.init * len(self.train))))
 
     def step_size(self) -> int:
-        return max(1, int(round(self.settings.step * len(self.train))))
+        return self.settings.train_every if self.queue else max(1, int(round(self.settings.step * len(self.train))))
 
     def unlabeled(self, state: RunState) -> list[int]:
         taken = state.labeled_set()
@@ -92,11 +121,29 @@ class Replay:
         assert state.model is not None
         return state.model.predict([self.train[i].text for i in idx], return_marginals=self.wants_marginals, workers=self.settings.threads)
 
+    def entities(self, idx: list[int], state: RunState) -> list[list[Any]]:
+        """The latest model's entities on the records ``idx`` (tagger only)."""
+        assert state.model is not None
+        preds = state.model.predict([self.train[i].text for i in idx], with_lossnet=False, workers=self.settings.threads)
+        return [p.entities for p in preds]
 
-def query(rp: Replay, state: RunState, rnd: int, rnd_seed: int) -> list[int]:
-    """The pool records the strategy picks, scored by the previous round's model (its scores from right after
-    its training, unless the run was resumed since)."""
-    pool_idx = rp.unlabeled(state)
+
+def split_dev(train: list[Record], n_dev: int) -> tuple[list[Record], list[Record]]:
+    """(pool, dev): ``n_dev`` records drawn with a fixed seed, the same for every strategy and seed."""
+    if n_dev <= 0:
+        return train, []
+    dev_idx = set(np.random.default_rng(20_191_201).choice(len(train), min(n_dev, len(train) - 1), replace=False).tolist())
+    return [r for i, r in enumerate(train) if i not in dev_idx], [r for i, r in enumerate(train) if i in dev_idx]
+
+
+def _f1(model: Any, records: list[Record], threads: int) -> float:
+    preds = model.predict([r.text for r in records], with_lossnet=False, workers=threads)
+    return float(entity_prf([r.entities for r in records], [p.entities for p in preds])["micro"]["f1"])
+
+
+def _pool(rp: Replay, state: RunState, rnd: int, pool_idx: list[int]) -> tuple[PoolScores, list[RecordScore]]:
+    """The pool's scores by the previous round's model (from right after its training, unless the run was
+    resumed since), with each record's cost (its characters) and near-duplicate group."""
     if state.pending is not None and state.pending[0] == pool_idx:
         scores = state.pending[1]  # same model, same pool
     else:
@@ -108,20 +155,38 @@ def query(rp: Replay, state: RunState, rnd: int, rnd_seed: int) -> list[int]:
         else:
             tod = np.zeros(len(pool_idx))
     vanilla = rp.lossnet == "learning_loss"
-    pool = PoolScores.from_scores(scores, round=rnd, l_pred_vanilla=np.array([s.l_pred for s in scores]) if vanilla else None, tod=tod)
+    pool = PoolScores.from_scores(scores, round=rnd, l_pred_vanilla=np.array([s.l_pred for s in scores]) if vanilla else None, tod=tod,
+                                  group=rp.groups[pool_idx].astype(np.float64))
     if vanilla:
         pool.l_pred = None  # the learning-loss net's output is not an LPN loss prediction
-    picked = rp.strategy.query(pool, min(rp.step_size(), pool.n), np.random.default_rng(rnd_seed))
-    return [pool_idx[i] for i in picked]
+    return pool, scores
 
 
-def reveal(rp: Replay, state: RunState, picked: list[int]) -> tuple[list[Record], list[str]]:
-    """The oracle's gold records for the labeled set (``picked`` added), and the unlabeled texts that Mean
-    Teacher trains on (none for strategies without it)."""
+def query(rp: Replay, state: RunState, rnd: int, rnd_seed: int) -> tuple[list[int], list[list[Entity]]]:
+    """The records labeled this round and the pre-annotations each was shown (see the module docstring)."""
+    pool_idx = rp.unlabeled(state)
+    pool, scores = _pool(rp, state, rnd, pool_idx)
+    shown = {i: [Entity(e.start, e.end, e.label) for e in s.entities] for i, s in zip(pool_idx, scores)}
+    if not rp.queue:
+        picked = [pool_idx[i] for i in rp.strategy.query(pool, min(rp.step_size(), pool.n), np.random.default_rng(rnd_seed))]
+        return picked, [shown[i] for i in picked]
+    regions = [[(e.start, e.end, e.label) for e in shown[i]] for i in pool_idx]
+    new = push(rp.strategy, pool, pool_idx, regions, np.random.default_rng(rnd_seed + 500_000))
+    versions = [state.last_pushed, new] if state.last_pushed is not None else [new]
+    s = rp.settings
+    picks = serve(versions, state.labeled_set(), rp.step_size(), s.lag, s.annotators, np.random.default_rng(rnd_seed + 700_000))
+    state.last_pushed = new
+    return [i for i, _ in picks], [versions[v].entities(i) for i, v in picks]
+
+
+def reveal(rp: Replay, state: RunState, picked: list[int]) -> tuple[list[Record], list[str], list[int]]:
+    """The oracle's gold records to train on (``picked`` added to the labeled set, the held-back slice
+    left out under ``queue``), the unlabeled texts that Mean Teacher trains on (none for strategies
+    without it), and the held-back records."""
     state.labeled = sorted(state.labeled + picked)
-    labeled = [rp.train[i] for i in state.labeled]
+    trained, held = split_heldout(state.labeled) if rp.queue else (state.labeled, [])
     unlabeled = [rp.train[i].text for i in rp.unlabeled(state)] if rp.mean_teacher else []
-    return labeled, unlabeled
+    return [rp.train[i] for i in trained], unlabeled, held
 
 
 def fine_tune(rp: Replay, state: RunState, rnd_seed: int, labeled: list[Record], unlabeled: list[str]) -> None:
@@ -141,12 +206,25 @@ def evaluate(rp: Replay, state: RunState, rnd: int) -> tuple[float, float, bool]
     """(test F1, Λ_t on the remaining pool, whether TOD's marginals changed). Scores the pool for the next
     query while at it (not after the last round: Λ_t is NaN then)."""
     assert state.model is not None
-    preds = state.model.predict([r.text for r in rp.test], with_lossnet=False, workers=rp.settings.threads)
-    f1 = entity_prf([r.entities for r in rp.test], [p.entities for p in preds])["micro"]["f1"]  # type: ignore[misc]
+    f1 = _f1(state.model, rp.test, rp.settings.threads)
     if not rp.unlabeled(state) or rnd >= rp.settings.rounds:
         return f1, float("nan"), False
     lam, marginals_changed = score_pool(rp, state)
     return f1, lam, marginals_changed
+
+
+def stop_signal(rp: Replay, state: RunState, sdir: Path, rnd: int, held: list[int]) -> dict[str, Any]:
+    """The stopping signal's inputs for this round's model: held-back counts, kappa with the previous
+    round's model on the stop set (its tags are saved per round, so a redone round compares alike)."""
+    out: dict[str, Any] = {"heldout": heldout_counts([rp.train[i] for i in held], rp.entities(held, state)) if held else []}
+    if rp.settings.stop_set <= 0:
+        return out | {"kappa": float("nan")}
+    ids = stop_set(len(rp.train), state.rows[0]["labeled"] if state.rows else state.labeled, rp.settings.stop_set, rp.seed)
+    tags = stop_tags(rp.train, ids, rp.entities(ids, state), rp.labels)
+    out["kappa"] = kappa_against(sdir / f"stop_tags_r{rnd - 1}.npz", tags)
+    save_tags(sdir / f"stop_tags_r{rnd}.npz", tags)
+    (sdir / f"stop_tags_r{rnd - 2}.npz").unlink(missing_ok=True)
+    return out
 
 
 def score_pool(rp: Replay, state: RunState) -> tuple[float, bool]:
@@ -178,8 +256,10 @@ def catch_up(rp: Replay, state: RunState, sdir: Path) -> bool:
     return True
 
 
-def _row(rp: Replay, state: RunState, rnd: int, f1: float, lam: float, seconds: float) -> dict[str, Any]:
+def _row(rp: Replay, state: RunState, rnd: int, f1: float, lam: float, seconds: float, fixes: Corrections,
+         picked: list[int], signal: dict[str, Any]) -> dict[str, Any]:
     n = len(rp.train)
+    before = state.rows[-1] if state.rows else {}
     return {
         "strategy": rp.strategy_name,
         "seed": rp.seed,
@@ -190,6 +270,11 @@ def _row(rp: Replay, state: RunState, rnd: int, f1: float, lam: float, seconds: 
         "f1": f1,
         "lambda_t": lam,
         "round_seconds": round(seconds, 2),
+        "corrections": before.get("corrections", 0) + fixes.total,
+        "batch_corrections": {"add": fixes.add, "delete": fixes.delete, "change": fixes.change},
+        "picked": picked,
+        **({"labeled": list(state.labeled)} if rnd == 0 else {}),
+        **signal,
     }
 
 
@@ -208,16 +293,27 @@ def run_one(settings: SimSettings, strategy_name: str, seed: int, out: Path) -> 
             write_results(out, settings, settings.full_f1)
             _emit(f"[{strategy_name} s{seed}] round {state.rows[-1]['round']:2d}: pool scored for the next query, Λ {state.rows[-1]['lambda_t']:.3f}")
     for rnd in range(state.next_round, settings.rounds + 1):
-        t0 = time.perf_counter()
-        rnd_seed = seed * 1000 + rnd
-        picked = query(rp, state, rnd, rnd_seed) if rnd > 0 else []
-        labeled, unlabeled = reveal(rp, state, picked)
-        fine_tune(rp, state, rnd_seed, labeled, unlabeled)
-        f1, lam, marginals_changed = evaluate(rp, state, rnd)
-        row = _row(rp, state, rnd, f1, lam, time.perf_counter() - t0)
-        state.rows.append(row)
-        save_state(sdir, state, marginals_changed)
+        if settings.max_chars and state.rows and state.rows[-1]["labeled_chars"] >= settings.max_chars:
+            break
+        _round(rp, state, sdir, rnd, seed)
         write_results(out, settings, settings.full_f1)
-        _emit(f"[{strategy_name} s{seed}] round {rnd:2d}: {len(state.labeled):4d} records ({row['labeled_fraction']:.0%}), "
-              f"F1 {f1:.4f}, Λ {lam:.3f}, {row['round_seconds']:.1f}s")
     return state.rows
+
+
+def _round(rp: Replay, state: RunState, sdir: Path, rnd: int, seed: int) -> None:
+    t0 = time.perf_counter()
+    rnd_seed = seed * 1000 + rnd
+    picked, shown = query(rp, state, rnd, rnd_seed) if rnd > 0 else ([], [])
+    fixes = batch_corrections([rp.train[i] for i in picked], shown) if rnd > 0 else batch_corrections(
+        [rp.train[i] for i in state.labeled], [[] for _ in state.labeled])
+    labeled, unlabeled, held = reveal(rp, state, picked)
+    fine_tune(rp, state, rnd_seed, labeled, unlabeled)
+    signal = stop_signal(rp, state, sdir, rnd, held)
+    if rp.dev:
+        signal["dev_f1"] = _f1(state.model, rp.dev, rp.settings.threads)
+    f1, lam, marginals_changed = evaluate(rp, state, rnd)
+    row = _row(rp, state, rnd, f1, lam, time.perf_counter() - t0, fixes, picked, signal)
+    state.rows.append(row)
+    save_state(sdir, state, marginals_changed)
+    _emit(f"[{rp.strategy_name} s{seed}] round {rnd:2d}: {len(state.labeled):4d} records ({row['labeled_fraction']:.0%}), "
+          f"{row['labeled_chars'] / 1000:.0f}k chars, F1 {f1:.4f}, Λ {lam:.3f}, {row['round_seconds']:.1f}s")

@@ -1,5 +1,6 @@
 """The simulator's results files: ``results.csv`` (one row per strategy, seed and round), ``results.json``
-(the settings too) and ``learning_curves.png``, rewritten from every run's saved state after each round.
+(the settings too), ``learning_curves.png`` and, given the all-data F1, ``effort.json``/``effort.md``
+(``effort``), rewritten from every run's saved state after each round.
 
 Several simulate processes may share one output directory: each writes through a temporary file named
 after its pid and renames it into place, so a reader never sees half a file.
@@ -13,12 +14,25 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .effort import write_effort
 from .plots import plot_curves
 from .settings import SimSettings
 
 __all__ = ["COLUMNS", "collect_rows", "write_results"]
 
-COLUMNS = ["strategy", "seed", "round", "labeled_records", "labeled_fraction", "labeled_chars", "f1", "lambda_t", "round_seconds"]
+COLUMNS = ["strategy", "seed", "round", "labeled_records", "labeled_fraction", "labeled_chars", "corrections", "f1", "dev_f1", "heldout_f1",
+           "heldout_records", "kappa", "lambda_t", "round_seconds"]
+
+
+def _csv_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A row's CSV cells: the held-back F1 from its per-record counts (rows of runs made before a column
+    existed leave it empty)."""
+    counts = r.get("heldout")
+    extra: dict[str, Any] = {}
+    if counts is not None:
+        tp, n_pred, n_gold = (sum(c[j] for c in counts) for j in range(3))
+        extra = {"heldout_f1": 2 * tp / (n_pred + n_gold) if n_pred + n_gold else "", "heldout_records": len(counts)}
+    return {c: extra.get(c, r.get(c, "")) for c in COLUMNS}
 
 
 def collect_rows(out: Path) -> list[dict[str, Any]]:
@@ -37,10 +51,11 @@ def write_results(out: Path, settings: SimSettings, full_f1: float | None) -> li
         w = csv.DictWriter(fh, fieldnames=COLUMNS)
         w.writeheader()
         for r in rows:
-            w.writerow({c: r[c] for c in COLUMNS})
+            w.writerow(_csv_row(r))
     os.replace(out / f"results.csv.{tag}", out / "results.csv")
     (out / f"results.json.{tag}").write_text(json.dumps({"settings": settings.to_dict(), "full_data_f1": full_f1, "rows": rows}, indent=1))
     os.replace(out / f"results.json.{tag}", out / "results.json")
     if rows:
         plot_curves(rows, out / "learning_curves.png", full_f1)
+        write_effort(out, rows, full_f1)
     return rows

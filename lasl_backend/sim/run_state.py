@@ -19,6 +19,7 @@ import numpy as np
 
 from ..atomic import atomic_file, write_text_atomic
 from ..ner import NerModel, RecordScore
+from .ls_queue import PushedVersion
 
 __all__ = ["RunState", "initial_state", "load_state", "save_state", "state_dir"]
 
@@ -36,6 +37,8 @@ class RunState:
     prev_marg: Marginals | None = None
     #: (pool indices, scores) of the latest model on the pool, computed right after its training
     pending: tuple[list[int], list[RecordScore]] | None = None
+    #: the queue protocol's last pushed version (its order serves the next round's first ``lag`` picks)
+    last_pushed: PushedVersion | None = None
 
     @property
     def next_round(self) -> int:
@@ -64,7 +67,8 @@ def load_state(sdir: Path, device: str) -> RunState | None:
     if not path.is_file():
         return None
     st = json.loads(path.read_text())
-    state = RunState(labeled=st["labeled"], rows=st["rows"])
+    pushed = st.get("last_pushed")
+    state = RunState(labeled=st["labeled"], rows=st["rows"], last_pushed=PushedVersion.from_dict(pushed) if pushed else None)
     if state.rows:
         state.model = NerModel.load(sdir / "model", device=device)
         state.last_marg, state.prev_marg = _load_marginals(sdir / "marginals.npz"), _load_marginals(sdir / "marginals_prev.npz")
@@ -81,7 +85,8 @@ def save_state(sdir: Path, state: RunState, marginals_changed: bool, model_chang
         for name, marg in (("marginals_prev.npz", state.prev_marg), ("marginals.npz", state.last_marg)):
             if marg is not None:
                 _write_npz_atomic(sdir / name, marg)
-    write_text_atomic(sdir / "state.json", json.dumps({"rows": state.rows, "labeled": state.labeled}))
+    pushed = state.last_pushed.to_dict() if state.last_pushed is not None else None
+    write_text_atomic(sdir / "state.json", json.dumps({"rows": state.rows, "labeled": state.labeled, "last_pushed": pushed}))
 
 
 def _write_npz_atomic(path: Path, marg: Marginals) -> None:

@@ -10,7 +10,7 @@ from ..ner import TrainConfig
 
 TRAIN_DEFAULTS = TrainConfig()
 
-__all__ = ["COMPARED_KEYS", "STRATEGY_MODELS", "SimSettings", "comparable", "device_type"]
+__all__ = ["COMPARED_KEYS", "FLAGS", "SERVINGS", "STRATEGY_MODELS", "SimSettings", "comparable", "device_type", "split_name"]
 
 #: strategy → (loss net, Mean Teacher): the models each strategy trains
 STRATEGY_MODELS: dict[str, tuple[str | None, bool]] = {
@@ -23,6 +23,22 @@ STRATEGY_MODELS: dict[str, tuple[str | None, bool]] = {
     "dbs": ("lpn", False),
     "lasl": ("lpn", True),
 }
+#: a strategy name may carry flags: ``lasl+cost`` ranks per unit of cost (characters in the simulator),
+#: ``+div`` spreads consecutive queue positions over groups of near-identical texts
+FLAGS = ("cost", "div")
+#: ``queue``: Label Studio serves the pushed order (``ls_queue``); ``batch``: the paper's query-retrain loop
+SERVINGS = ("queue", "batch")
+
+
+def split_name(name: str) -> tuple[str, set[str]]:
+    """(base strategy, flags) of a strategy name such as ``lasl+cost+div``; ValueError for unknown parts."""
+    base, *flags = name.split("+")
+    if base not in STRATEGY_MODELS:
+        raise ValueError(f"unknown strategy {base!r}; known: {sorted(STRATEGY_MODELS)}")
+    bad = [f for f in flags if f not in FLAGS]
+    if bad:
+        raise ValueError(f"{name}: unknown flags {bad}; known: {', '.join('+' + f for f in FLAGS)}")
+    return base, set(flags)
 
 
 @dataclass
@@ -56,6 +72,21 @@ class SimSettings:
     lexicon: str | None = None
     bigrams: bool = TRAIN_DEFAULTS.bigrams
     knowledge_cache: str | None = None
+    #: how picked records reach the annotator (:data:`SERVINGS`); ``queue`` also holds back a slice of the
+    #: labeled records as the backend does (trained on by nobody, the stopping signal's F1)
+    serving: str = "batch"
+    #: queue: annotations per version (the backend's ``LASL_TRAIN_EVERY``), replacing ``step``
+    train_every: int = 10
+    #: queue: annotations per version served from the order before it, while the run trains
+    lag: int = 0
+    #: queue: annotators labeling the project (Label Studio picks at random among the first annotators + 1)
+    annotators: int = 1
+    #: unlabeled records whose tags the versions are compared on (kappa)
+    stop_set: int = 200
+    #: stop a run once this many characters are labeled (None: run every round)
+    max_chars: int | None = None
+    #: training records kept out of the pool (a fixed draw) and scored every round, to choose variants on
+    dev_records: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -64,11 +95,12 @@ class SimSettings:
 #: the settings that must match for runs to share a directory
 COMPARED_KEYS = ("data", "init", "step", "encoder", "normalize_length", "loss_reduction", "round_epochs",
                  "first_round_min_steps", "round_min_steps", "max_test", "device", "lpn_layers", "char_vectors",
-                 "lexicon_sources", "lexicon", "bigrams")
+                 "lexicon_sources", "lexicon", "bigrams", "serving", "train_every", "lag", "annotators",
+                 "dev_records")
 #: what a settings record written before a key existed was made with: the plain sum of chunk scores, on the
 #: CPU, with the paper's 2-layer LPN, from random character rows without lexicon or bigrams
 _UNRECORDED = {"loss_reduction": "sum", "device": "cpu", "lpn_layers": 2, "char_vectors": "none", "lexicon_sources": "",
-               "lexicon": None, "bigrams": False}
+               "lexicon": None, "bigrams": False, "serving": "batch", "train_every": 10, "lag": 0, "annotators": 1, "dev_records": 0}
 
 
 def device_type(name: str) -> str:

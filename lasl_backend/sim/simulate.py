@@ -38,10 +38,9 @@ from pathlib import Path
 import torch
 
 from ..ner import check_term_file, resolve_device
-from ..strategies import STRATEGIES
 from .replay import run_one
 from .results import write_results
-from .settings import STRATEGY_MODELS, SimSettings, comparable
+from .settings import SimSettings, comparable, split_name
 
 __all__ = ["main_from_args"]
 
@@ -61,9 +60,8 @@ def _worker(args: tuple[SimSettings, str, int, str]) -> int:
 def _settings_from_args(args: argparse.Namespace) -> SimSettings:
     """The command line checked and turned into settings; a ValueError says what is wrong."""
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    unknown = [s for s in strategies if s not in STRATEGIES or s not in STRATEGY_MODELS]
-    if unknown:
-        raise ValueError(f"unknown strategies {unknown}; known: {sorted(STRATEGY_MODELS)}")
+    for name in strategies:
+        split_name(name)  # a ValueError names an unknown strategy or flag
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
@@ -79,13 +77,23 @@ def _settings_from_args(args: argparse.Namespace) -> SimSettings:
         check_term_file(args.lexicon)  # a bad line: its file and line now, not from a worker
     if not (0 < args.init < 1 and 0 < args.step < 1 and args.rounds >= 0):
         raise ValueError("--init and --step must be fractions in (0, 1) and --rounds >= 0")
+    if args.train_every < 1 or args.lag < 0 or args.annotators < 1 or args.stop_set < 0:
+        raise ValueError("--train-every and --annotators must be >= 1, --lag and --stop-set >= 0")
+    if args.lag >= args.train_every:
+        raise ValueError(f"--lag {args.lag} must be below --train-every {args.train_every}")
+    if args.dev_records < 0:
+        raise ValueError("--dev-records must be >= 0")
+    if args.max_chars is not None and args.max_chars < 1:
+        raise ValueError("--max-chars must be >= 1")
     return SimSettings(
         data=str(data), strategies=strategies, seeds=seeds, init=args.init, step=args.step, rounds=args.rounds,
         encoder=args.encoder, threads=args.threads, normalize_length=args.normalize_length, loss_reduction=args.loss_reduction,
         round_epochs=args.epochs_per_round, max_test=args.max_test,
         first_round_min_steps=args.first_round_steps, round_min_steps=args.round_steps, device=args.device,
         lpn_layers=args.lpn_layers, char_vectors=args.char_vectors, lexicon_sources=args.lexicon_sources, lexicon=args.lexicon,
-        bigrams=args.bigrams, knowledge_cache=args.knowledge_cache,
+        bigrams=args.bigrams, knowledge_cache=args.knowledge_cache, serving=args.serving, train_every=args.train_every,
+        lag=args.lag, annotators=args.annotators, stop_set=args.stop_set, max_chars=args.max_chars,
+        dev_records=args.dev_records,
     )
 
 

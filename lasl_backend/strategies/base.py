@@ -29,7 +29,7 @@ class MissingScoreError(QueryError):
 
 
 # The optional per-record arrays of PoolScores.
-SCORE_FIELDS: tuple[str, ...] = ("l_min", "l_max", "p_max", "l_pred", "l_pred_vanilla", "n_chars", "n_chunks", "tod")
+SCORE_FIELDS: tuple[str, ...] = ("l_min", "l_max", "p_max", "l_pred", "l_pred_vanilla", "n_chars", "n_chunks", "tod", "cost", "group")
 
 
 @dataclass
@@ -41,6 +41,8 @@ class PoolScores:
     - ``l_pred``: the LPN's output; ``l_pred_vanilla``: the learning-loss net's output.
     - ``n_chars``: record length in characters; ``n_chunks``: how many chunks the model cut it into
       (the loss nets' outputs are sums over chunks). ``tod``: temporal output discrepancy (see ``tod.py``).
+    - ``cost``: what labeling the record costs the annotator (expected seconds, or its characters; ``cost.py``).
+    - ``group``: a group of near-identical texts (``diversity.py``), an integer id stored as a float.
     - ``round``: the active-learning round t, for Λ schedules (Eq. 11-12).
     Arrays are stored as float64; each must have ``n`` entries.
     """
@@ -54,6 +56,8 @@ class PoolScores:
     n_chars: np.ndarray | None = None
     n_chunks: np.ndarray | None = None
     tod: np.ndarray | None = None
+    cost: np.ndarray | None = None
+    group: np.ndarray | None = None
     round: int = 0
 
     def __post_init__(self) -> None:
@@ -95,6 +99,8 @@ class PoolScores:
         round: int = 0,
         l_pred_vanilla: np.ndarray | None = None,
         tod: np.ndarray | None = None,
+        cost: np.ndarray | None = None,
+        group: np.ndarray | None = None,
     ) -> "PoolScores":
         """Build from objects with ``l_min``, ``l_max``, ``p_max``, ``l_pred``, ``n_chars``, ``n_chunks``
         attributes (``model.RecordScore``). An attribute that is None or missing on any record leaves that
@@ -104,7 +110,7 @@ class PoolScores:
         for name in ("l_min", "l_max", "p_max", "l_pred", "n_chars", "n_chunks"):
             vals = [getattr(s, name, None) for s in scores]
             kw[name] = None if any(v is None for v in vals) else np.asarray(vals, dtype=np.float64)
-        return cls(n=len(scores), round=round, l_pred_vanilla=l_pred_vanilla, tod=tod, **kw)
+        return cls(n=len(scores), round=round, l_pred_vanilla=l_pred_vanilla, tod=tod, cost=cost, group=group, **kw)
 
 
 class QueryStrategy(ABC):

@@ -21,7 +21,7 @@ import numpy as np
 from .base import MissingScoreError, PoolScores, PoolTooSmallError, QueryError, QueryStrategy
 from .schedules import Schedule, get_schedule
 
-__all__ = ["DBSNormalizer", "DynamicBalanceSampling", "logsumexp"]
+__all__ = ["DBSNormalizer", "DynamicBalanceSampling", "cost_of", "logsumexp"]
 
 
 def logsumexp(x: np.ndarray) -> float:
@@ -31,26 +31,35 @@ def logsumexp(x: np.ndarray) -> float:
     return m + math.log(float(np.sum(np.exp(x - m))))
 
 
-def _inputs(values: np.ndarray, n_chars: np.ndarray | None, normalize_length: bool, what: str) -> np.ndarray:
+def _inputs(values: np.ndarray, per: np.ndarray | None, normalize_length: bool, what: str) -> np.ndarray:
+    """``values`` as float64, divided by ``per`` (each record's cost or characters) when ``normalize_length``."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(values)):
         raise QueryError(f"{what} has non-finite values")
     if not normalize_length:
         return values
-    if n_chars is None:
-        raise MissingScoreError("a length-normalised DBS needs 'n_chars'")
-    n = np.asarray(n_chars, dtype=np.float64).reshape(-1)
+    if per is None:
+        raise MissingScoreError("a cost-aware (length-normalised) DBS needs 'n_chars' or 'cost'")
+    n = np.asarray(per, dtype=np.float64).reshape(-1)
     if n.shape != values.shape:
-        raise ValueError(f"n_chars has {n.shape[0]} entries, {what} has {values.shape[0]}")
+        raise ValueError(f"the per-record costs have {n.shape[0]} entries, {what} has {values.shape[0]}")
+    if not np.all(np.isfinite(n)):
+        raise QueryError("the per-record costs have non-finite values")
     return values / np.maximum(n, 1.0)
+
+
+def cost_of(pool: PoolScores) -> np.ndarray:
+    """What a cost-aware DBS divides by: the pool's ``cost`` (expected seconds) when it carries one, else
+    its characters."""
+    return pool.cost if pool.cost is not None else pool.require("n_chars", "a cost-aware dbs")
 
 
 @dataclass
 class DBSNormalizer:
     """Λ_t and the pool's softmax denominators, frozen so that Eq. 6 can score records one at a time.
 
-    ``lse_min`` = LSE over the pool of L_min (or L_min / n_chars when ``normalize_length``),
-    ``lse_pred`` the same for L_p. Saved as JSON next to each model version (``to_dict``/``from_dict``).
+    ``lse_min`` = LSE over the pool of L_min (or L_min per unit of cost when ``normalize_length``: per
+    expected second, or per character), ``lse_pred`` the same for L_p. Saved as JSON next to each model version (``to_dict``/``from_dict``).
     """
 
     lambda_t: float
@@ -80,7 +89,7 @@ class DBSNormalizer:
             raise PoolTooSmallError("cannot build a DBS normalizer from an empty pool")
         l_min = pool.require("l_min", "dbs")
         l_pred = pool.require("l_pred", "dbs")
-        n = pool.require("n_chars", "dbs(normalize_length)") if normalize_length else None
+        n = cost_of(pool) if normalize_length else None
         lam = float(get_schedule(schedule)(pool))
         return cls(
             lambda_t=lam,
@@ -90,7 +99,8 @@ class DBSNormalizer:
         )
 
     def log_rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None = None) -> np.ndarray:
-        """log of Eq. 6's rank for each record, with the frozen pool denominators."""
+        """log of Eq. 6's rank for each record, with the frozen pool denominators; ``n_chars`` is what a
+        cost-aware normalizer divides by (the records' costs, in the unit the pool's were)."""
         a = _inputs(l_min, n_chars, self.normalize_length, "l_min") - self.lse_min  # log softmax(L_min)_i
         b = _inputs(l_pred, n_chars, self.normalize_length, "l_pred") - self.lse_pred  # log softmax(L_p)_i
         if a.shape != b.shape:
@@ -102,7 +112,7 @@ class DBSNormalizer:
             return b
         return np.logaddexp(math.log(lam) + a, math.log1p(-lam) + b)
 
-    def rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None = None) -> np.ndarray:
+    def rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None = None) -> np.ndarray:  # noqa: D102
         """Eq. 6's rank itself (may underflow to 0 on saturating pools; rank by :meth:`log_rank`)."""
         return np.exp(self.log_rank(l_min, l_pred, n_chars))
 
@@ -132,8 +142,9 @@ class DynamicBalanceSampling(QueryStrategy):
 
     ``score`` is log rank (Eq. 6), monotone in rank, with Λ_t from ``schedule``: a name of
     :data:`schedules.SCHEDULES` ("pool_confidence" = Eq. 7, the default; "equal", "linear", "root"
-    with ``p``, ...), a number, or a callable. ``normalize_length`` divides L_min and L_p by n_chars
-    before the softmax (docs/method.md, R3; raw is the paper's choice and the default). Λ is not length-normalised
+    with ``p``, ...), a number, or a callable. ``normalize_length`` makes it cost-aware: L_min and L_p are
+    divided by each record's cost before the softmax, so the rank is loss per unit of annotator effort
+    (``cost`` when the pool carries it, else characters; docs/method.md, R3). Raw is the paper's choice. Λ is not length-normalised
     by this flag; use the "pool_confidence_per_char" schedule for that.
     """
 
@@ -147,6 +158,7 @@ class DynamicBalanceSampling(QueryStrategy):
     ) -> None:
         self.schedule = get_schedule(schedule, **schedule_kwargs)
         self.normalize_length = bool(normalize_length)
+        # a cost-aware DBS divides by ``cost`` when the pool carries it; characters are the fallback it always needs
         self.requires = ("l_min", "l_pred") + (("n_chars",) if self.normalize_length else ())
 
     def normalizer(self, pool: PoolScores) -> DBSNormalizer:
@@ -158,7 +170,7 @@ class DynamicBalanceSampling(QueryStrategy):
             pool.require(name, self.name)
         if pool.n == 0:
             return np.zeros(0, dtype=np.float64)
-        return self.normalizer(pool).log_rank(pool.l_min, pool.l_pred, pool.n_chars)
+        return self.normalizer(pool).log_rank(pool.l_min, pool.l_pred, cost_of(pool) if self.normalize_length else None)
 
     def __repr__(self) -> str:
         return f"DynamicBalanceSampling(schedule={self.schedule!r}, normalize_length={self.normalize_length})"

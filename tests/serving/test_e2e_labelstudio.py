@@ -197,3 +197,38 @@ def _get(url: str) -> str:
 
     with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - loopback test server
         return r.read().decode()
+
+
+def test_next_serves_the_order_the_simulator_replays(stack: dict[str, Any]) -> None:
+    """For the same pushed scores, Label Studio's /next (uncertainty sampling, one annotator) serves tasks in
+    the order the simulator's queue (``sim.ls_queue.serve``) takes them, near-copies spread apart by the
+    backend's diversity permutation included."""
+    from lasl_backend.labelstudio import LSClient
+    from lasl_backend.serving.ranking import diversify
+    from lasl_backend.sim.ls_queue import PushedVersion, serve
+    import numpy as np
+
+    ls, api = stack["ls"], stack["api"]
+    base = [r.text for r in make_records(10, seed=23, mean_chars=80)]
+    texts = base + [base[0] + "。", base[0] + "！", base[1] + "。"]  # near-copies of the two most uncertain
+    pid = create_project(ls.url, ls.token, "lasl queue order", ner_label_config(LABELS), texts)
+    ids = {t["data"]["text"]: t["id"] for t in api.tasks(pid)}
+    # DBS-like scores: the copies right behind their originals at the head of the queue
+    raw = {base[0]: 0.50, texts[10]: 0.501, texts[11]: 0.502, base[1]: 0.51, texts[12]: 0.511}
+    preds = [{"result": [], "score": raw.get(t, 0.6 + 0.01 * i), "model_version": "lasl-v0001-20261201T000000"} for i, t in enumerate(texts)]
+    info = diversify(preds, texts, window=3)
+    assert info["moved"] > 0
+    client = LSClient(ls.url, ls.token)
+    client.push_predictions(pid, [{"task": ids[t], **p} for t, p in zip(texts, preds)])
+    client.set_model_version(pid, "lasl-v0001-20261201T000000", True)
+    order = [ids[t] for t, _ in sorted(zip(texts, preds), key=lambda tp: tp[1]["score"])]
+    expected = [i for i, _ in serve([PushedVersion(order)], set(), 8, lag=0, annotators=1, rng=np.random.default_rng(0))]
+    served = []
+    for _ in range(8):
+        task = api.get(f"/api/projects/{pid}/next")
+        served.append(task["id"])
+        api.annotate(task, [])
+    assert served == expected
+    copies = {ids[base[0]], ids[texts[10]], ids[texts[11]]}
+    pos = [served.index(i) for i in copies if i in served]
+    assert all(abs(a - b) >= 3 for a in pos for b in pos if a != b)

@@ -31,10 +31,11 @@ def no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(results, "plot_curves", lambda *a, **k: None)
 
 
-def _run(data_dir: Path, out: Path, rounds: int, strategies: str, threads: int = 1, lpn_layers: int = 2) -> None:
+def _run(data_dir: Path, out: Path, rounds: int, strategies: str, threads: int = 1, lpn_layers: int = 2, serving: str = "batch") -> None:
     assert main(["simulate", "--data", str(data_dir), "--strategies", strategies, "--seeds", "0", "--init", "0.1",
                  "--step", "0.1", "--rounds", str(rounds), "--out", str(out), "--first-round-steps", "6",
-                 "--round-steps", "2", "--epochs-per-round", "1", "--threads", str(threads), "--lpn-layers", str(lpn_layers)]) == 0
+                 "--round-steps", "2", "--epochs-per-round", "1", "--threads", str(threads), "--lpn-layers", str(lpn_layers),
+                 "--serving", serving, "--train-every", "3", "--lag", "1", "--stop-set", "5"]) == 0
 
 
 def _rows(out: Path) -> list[dict[str, str]]:
@@ -56,6 +57,18 @@ def test_a_run_resumed_with_more_rounds_equals_one_made_with_them(data_dir: Path
     assert [(r["strategy"], r["round"]) for r in whole] == [(s, str(t)) for s in ("lasl", "tod") for t in range(4)]
     assert resumed == whole
     assert all(r["lambda_t"] != "nan" for r in whole if r["round"] != "3")
+
+
+def test_a_queue_run_resumed_equals_one_made_whole(data_dir: Path, tmp_path: Path) -> None:
+    """Label Studio's queue protocol keeps the last pushed order and the stop set's tags across a resume: the
+    stale picks, the corrections and kappa come out as in one invocation."""
+    _run(data_dir, tmp_path / "resumed", 1, "lasl+cost+div", lpn_layers=0, serving="queue")
+    _run(data_dir, tmp_path / "resumed", 3, "lasl+cost+div", lpn_layers=0, serving="queue")
+    _run(data_dir, tmp_path / "whole", 3, "lasl+cost+div", lpn_layers=0, serving="queue")
+    resumed, whole = _rows(tmp_path / "resumed"), _rows(tmp_path / "whole")
+    assert resumed == whole
+    assert [int(r["labeled_records"]) for r in whole] == [2, 5, 8, 11]
+    assert all(r["kappa"] != "nan" for r in whole[1:])
 
 
 def test_a_run_resumed_twice_scores_the_pool_once(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

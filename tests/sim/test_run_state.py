@@ -39,4 +39,4 @@ def test_state_files_are_written_whole_or_not_at_all(tmp_path: Path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["marginals.npz", "marginals_prev.npz", "state.json"]
     assert _marginals(tmp_path / "marginals.npz")[0].tolist() == [[2.0] * 3] * 2
     assert _marginals(tmp_path / "marginals_prev.npz")[0].tolist() == [[1.0] * 3] * 2
-    assert json.loads((tmp_path / "state.json").read_text()) == {"rows": [{"round": 0}], "labeled": [1, 4]}
+    assert json.loads((tmp_path / "state.json").read_text()) == {"rows": [{"round": 0}], "labeled": [1, 4], "last_pushed": None}

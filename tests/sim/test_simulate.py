@@ -28,14 +28,15 @@ def data_dir(tmp_path_factory) -> Path:
 def _run(data_dir: Path, out: Path, rounds: int, strategies: str = "random,lasl") -> int:
     return main(["simulate", "--data", str(data_dir), "--strategies", strategies, "--seeds", "0", "--init", "0.1",
                  "--step", "0.1", "--rounds", str(rounds), "--out", str(out), "--first-round-steps", "6",
-                 "--round-steps", "2", "--epochs-per-round", "1"])
+                 "--round-steps", "2", "--epochs-per-round", "1", "--serving", "batch"])
 
 
 def test_simulate_writes_results_and_resumes(data_dir, tmp_path):
     out = tmp_path / "sim"
     assert _run(data_dir, out, rounds=1) == 0
     first = list(csv.DictReader((out / "results.csv").open()))
-    assert list(first[0]) == ["strategy", "seed", "round", "labeled_records", "labeled_fraction", "labeled_chars", "f1", "lambda_t", "round_seconds"]
+    assert list(first[0]) == ["strategy", "seed", "round", "labeled_records", "labeled_fraction", "labeled_chars", "corrections", "f1", "dev_f1",
+                              "heldout_f1", "heldout_records", "kappa", "lambda_t", "round_seconds"]
     assert {(r["strategy"], r["round"]) for r in first} == {("random", "0"), ("random", "1"), ("lasl", "0"), ("lasl", "1")}
     for r in first:
         assert int(r["labeled_records"]) == 2 * (int(r["round"]) + 1)  # 10% of 20 at start, +10% per round
@@ -92,7 +93,10 @@ def test_the_loss_baselines_reduction_is_a_setting_of_the_directory(data_dir, tm
 
 
 @pytest.mark.parametrize("argv, msg", [
-    (["--strategies", "nope"], "unknown strategies"),
+    (["--strategies", "nope"], "unknown strategy"),
+    (["--strategies", "lasl+fast"], "unknown flags"),
+    (["--lag", "10", "--train-every", "10"], "must be below"),
+    (["--dev-records", "-1"], "--dev-records"),
     (["--seeds", "a,b"], "--seeds"),
     (["--init", "1.5"], "fractions"),
 ])
@@ -123,9 +127,10 @@ def test_tod_compares_two_different_models(data_dir, tmp_path):
 
 def test_learning_curves_draw_a_matrix_that_is_part_way_through(tmp_path):
     """Seed 1 has reached fewer rounds than seed 0: the plot must still be drawn, every strategy's curve in
-    both panels."""
+    every panel."""
     rows = [
         {"strategy": s, "seed": seed, "round": t, "labeled_fraction": (t + 1) / 100, "labeled_chars": 400 * (t + 1),
+         "corrections": 30 * (t + 1),
          "f1": 0.5 + 0.01 * t + 0.005 * seed + (0.05 if s == "lasl" else 0.0)}
         for s in ("random", "lasl") for seed in (0, 1) for t in range(6 if seed == 0 else 3)
     ]

@@ -1,0 +1,83 @@
+"""A version's entry in the stopping signal, measured inside its training run, and the recommendation.
+
+Each run adds, from numbers it already has (no extra training): F1 on the held-back tasks with a
+bootstrap interval and per label, the labels' distribution in the annotations, Λ_t, and Cohen's kappa
+between this version's and the previous version's character tags on the project's stop set (unlabeled
+tasks drawn once, at the first run; the tags of its tasks that are later labeled or deleted are still
+compared while their text is unchanged). :func:`recommendation` turns the stored entries into "keep
+labeling", "gains slowing" or "stop" with the rule of ``stopping.rule``; it reads numbers only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..config import Settings
+from ..data import Entity
+from ..labelstudio import Dataset, LabeledTask
+from ..metrics import entity_prf
+from ..ner import NerModel
+from ..stopping import Recommendation, StopRule, VersionSignal, char_tags, f1_interval, recommend, version_kappa
+
+__all__ = ["draw_stop_set", "measure_version", "recommendation", "stop_rule"]
+
+
+def stop_rule(settings: Settings) -> StopRule:
+    """The rule's thresholds from the settings (a bad combination raises ValueError at start-up)."""
+    s = settings
+    return StopRule(min_annotations=s.stop_min_annotations, kappa_threshold=s.stop_kappa, kappa_window=s.stop_window,
+                    stop_gain=s.stop_gain, slow_gain=s.slow_gain, horizon=s.stop_horizon)
+
+
+def draw_stop_set(data: Dataset, size: int, seed: int, project_id: int) -> list[int]:
+    """Up to ``size`` unlabeled task ids, a seeded draw per project."""
+    ids = sorted(u.task_id for u in data.unlabeled)
+    if size <= 0 or not ids:
+        return []
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(project_id) & 0xFFFFFFFF, 7919])
+    return sorted(int(i) for i in rng.choice(ids, min(size, len(ids)), replace=False))
+
+
+def _texts(data: Dataset, ids: Sequence[int]) -> dict[int, str]:
+    by_id = {t.task_id: t.text for t in data.labeled} | {u.task_id: u.text for u in data.unlabeled}
+    return {i: by_id[i] for i in ids if i in by_id}
+
+
+def measure_version(model: NerModel, data: Dataset, held: Sequence[LabeledTask], stop_ids: Sequence[int],
+                    previous_tags: dict[str, np.ndarray] | None, predict_batch: int = 64) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(the version's signal entry without its name and time, the stop set's tags to keep for the next one)."""
+    labels = list(model.labels)
+    entry: dict[str, Any] = {"n_labeled": len(data.labeled), "n_held_out": len(held)}
+    if held:
+        preds = [[Entity(e.start, e.end, e.label) for e in p.entities]
+                 for p in model.predict([t.text for t in held], max_batch=predict_batch, with_lossnet=False)]
+        counts = [_counts(t.entities, p) for t, p in zip(held, preds)]
+        iv = f1_interval(counts)
+        prf = entity_prf([t.entities for t in held], preds)
+        entry |= {"f1_held_out": iv.f1, "f1_lo": iv.lo, "f1_hi": iv.hi,
+                  "per_label": {lab: {"f1": v["f1"], "support": v["support"]} for lab, v in prf["per_label"].items()}}
+    entry["label_counts"] = dict(sorted(Counter(e.label for t in data.labeled for e in t.entities).items()))
+    texts = _texts(data, stop_ids)
+    tags: dict[str, np.ndarray] = {}
+    if texts:
+        preds = model.predict(list(texts.values()), max_batch=predict_batch, with_lossnet=False)
+        tags = {str(i): char_tags(len(t), p.entities, labels) for (i, t), p in zip(texts.items(), preds)}
+    entry["stop_set"] = len(tags)
+    entry["kappa"] = version_kappa(previous_tags, tags) if previous_tags and tags else None
+    return entry, tags
+
+
+def _counts(gold: Sequence[Entity], pred: Sequence[Entity]) -> tuple[int, int, int]:
+    g = {(e.start, e.end, e.label) for e in gold}
+    p = {(e.start, e.end, e.label) for e in pred}
+    return len(g & p), len(p), len(g)
+
+
+def recommendation(signals: Sequence[dict[str, Any]], rule: StopRule) -> Recommendation:
+    """The rule over the stored entries, oldest first."""
+    history = [VersionSignal(n_labeled=int(e.get("n_labeled") or 0), heldout_f1=e.get("f1_held_out"),
+                             heldout_records=int(e.get("n_held_out") or 0), kappa=e.get("kappa")) for e in signals]
+    return recommend(history, rule)
