@@ -178,6 +178,7 @@ class LaslBackend:
     def train(self, reason: str = "manual") -> dict[str, Any]:
         """One complete training run (:class:`TrainingRun`). Raises on failure; the old model keeps serving."""
         self.runs.started(reason)
+        self.connection.take_retries()
         try:
             summary = TrainingRun(self._run_context, reason, self._ner, self.set_label_config).run()
         except NotEnoughLabeledError as exc:
@@ -202,7 +203,8 @@ class LaslBackend:
         """The run's outcome in the project's history (the page's table); a failing disk only logs."""
         st = self.runs.snapshot()
         entry = {"reason": st.reason, "status": status, "started_at": st.started_at, "finished_at": st.finished_at,
-                 "duration_s": st.duration_s, "steps": None, "version": None, "error": None} | fields
+                 "duration_s": st.duration_s, "steps": None, "version": None, "error": None,
+                 "retries": self.connection.take_retries()} | fields
         try:
             self.history.append_run(entry)
         except OSError as exc:

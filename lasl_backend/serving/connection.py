@@ -46,6 +46,7 @@ class LabelStudioConnection:
         self._factory = factory or (lambda url, key: LSClient(url, key, timeout=settings.ls_timeout))
         self._setup_url: str | None = None
         self._setup_token: str | None = None
+        self._retries = 0  # calls retried since the last take_retries (one training thread per project)
         self._clients: dict[tuple[str, str], LSClient] = {}
         self._lock = threading.Lock()
 
@@ -84,6 +85,11 @@ class LabelStudioConnection:
                 client = self._clients[creds] = self._factory(*creds)
             return client
 
+    def take_retries(self) -> int:
+        """Label Studio calls retried since the last call (a run's count, for its history entry)."""
+        n, self._retries = self._retries, 0
+        return n
+
     def retry(self, what: str, call: Callable[[], T]) -> T:
         """``call()``; a transient :class:`LabelStudioError` is retried after a growing wait.
 
@@ -97,6 +103,7 @@ class LabelStudioConnection:
                 if not exc.transient or k == attempts - 1:
                     raise
                 delay = self._settings.retry_backoff_s * (2**k)
+                self._retries += 1
                 log.warning("project %s: %s failed (%s); retry %d/%d in %.0f s", self._project_id, what, exc, k + 1, attempts - 1, delay)
                 if self._stop.wait(delay):
                     raise TrainingCancelled("stop requested while waiting to retry")

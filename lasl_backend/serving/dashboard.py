@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from ..stopping.rule import KEEP, NOT_ENOUGH_DATA, SLOWING, STOP
-from .svg import Series, bar_chart, line_chart
+from .svg import Series, bar_chart, finite_number, line_chart
 
 __all__ = ["DashboardView", "render_dashboard", "render_index", "NOT_ENOUGH_DATA_TEXT", "HISTORY_ROWS",
            "PROJECTION_EXTRA", "FITTED_CURVE_NAME"]
@@ -69,24 +69,13 @@ def _esc(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def _num(value: Any) -> float | None:
-    """A finite float, or None for None, NaN, inf and anything that is not a number."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def _int(value: Any) -> int | None:
-    x = _num(value)
+    x = finite_number(value)
     return None if x is None else int(x)
 
 
 def _fixed(value: Any, digits: int = 3) -> str:
-    x = _num(value)
+    x = finite_number(value)
     return _DASH if x is None else f"{x:.{digits}f}"
 
 
@@ -135,7 +124,7 @@ def _when(value: Any) -> str:
 
 
 def _duration(seconds: Any) -> str:
-    s = _num(seconds)
+    s = finite_number(seconds)
     if s is None:
         return _DASH
     if s < 60:
@@ -233,11 +222,11 @@ def _header(view: DashboardView, recommendation: Mapping[str, Any]) -> str:
 
 
 def _gain_key_order(key: str) -> float:
-    return _num(str(key).lstrip("+")) or math.inf
+    return finite_number(str(key).lstrip("+")) or math.inf
 
 
 def _expected_gain(gains: Mapping[str, Any]) -> str:
-    items = [(k, _num(v)) for k, v in sorted(gains.items(), key=lambda kv: _gain_key_order(kv[0]))]
+    items = [(k, finite_number(v)) for k, v in sorted(gains.items(), key=lambda kv: _gain_key_order(kv[0]))]
     shown = [f"<strong>{v:+.3f}</strong> after {_esc(k)} annotations" for k, v in items if v is not None]
     if not shown:
         return '<p class="gain">Expected held-back F1 gain: needs a learning-curve fit.</p>'
@@ -272,7 +261,7 @@ class _Fit:
 
     def at(self, n: float) -> float | None:
         try:
-            return _num(self.a - self.b * n ** (-self.c))
+            return finite_number(self.a - self.b * n ** (-self.c))
         except (ArithmeticError, ValueError):
             return None
 
@@ -282,7 +271,7 @@ def _usable_fit(rec: Mapping[str, Any], scored: int) -> _Fit | None:
     if scored < 2 or rec.get("state") in (None, NOT_ENOUGH_DATA):
         return None
     fit = _mapping(rec.get("fit"))
-    a, b, c = (_num(fit.get(k)) for k in ("a", "b", "c"))
+    a, b, c = (finite_number(fit.get(k)) for k in ("a", "b", "c"))
     return None if a is None or b is None or c is None else _Fit(a, b, c)
 
 
@@ -301,7 +290,7 @@ def _version(signal: Mapping[str, Any], i: int) -> str:
 
 def _f1_point_label(signal: Mapping[str, Any], i: int) -> str:
     interval = ""
-    if _num(signal.get("f1_lo")) is not None and _num(signal.get("f1_hi")) is not None:
+    if finite_number(signal.get("f1_lo")) is not None and finite_number(signal.get("f1_hi")) is not None:
         interval = f" [{_fixed(signal.get('f1_lo'))}, {_fixed(signal.get('f1_hi'))}]"
     trained = signal.get("trained_at")
     when = f" ({_readable_iso(trained)})" if isinstance(trained, str) and trained else ""
@@ -310,20 +299,20 @@ def _f1_point_label(signal: Mapping[str, Any], i: int) -> str:
 
 
 def _f1_series(signals: Sequence[Mapping[str, Any]]) -> Series:
-    return Series("held-back F1 (bootstrap interval)", [_num(s.get("n_labeled")) for s in signals],
-                  [_num(s.get("f1_held_out")) for s in signals], _F1_COLOR,
-                  band_lo=[_num(s.get("f1_lo")) for s in signals], band_hi=[_num(s.get("f1_hi")) for s in signals],
+    return Series("held-back F1 (bootstrap interval)", [finite_number(s.get("n_labeled")) for s in signals],
+                  [finite_number(s.get("f1_held_out")) for s in signals], _F1_COLOR,
+                  band_lo=[finite_number(s.get("f1_lo")) for s in signals], band_hi=[finite_number(s.get("f1_hi")) for s in signals],
                   point_labels=[_f1_point_label(s, i) for i, s in enumerate(signals)])
 
 
 def _learning_curve(signals: Sequence[Mapping[str, Any]], rec: Mapping[str, Any]) -> str:
-    scored = [s for s in signals if _num(s.get("f1_held_out")) is not None and _num(s.get("n_labeled")) is not None]
+    scored = [s for s in signals if finite_number(s.get("f1_held_out")) is not None and finite_number(s.get("n_labeled")) is not None]
     fit = _usable_fit(rec, len(scored))
     series = [_f1_series(signals)]
     if fit is not None:
-        latest_n = _num(signals[-1].get("n_labeled")) or _num(scored[-1].get("n_labeled")) or 0.0
-        series.append(_fit_series(fit, _num(scored[0].get("n_labeled")) or 1.0, latest_n))
-    versions = [(_num(s.get("n_labeled")), _version(s, i)) for i, s in enumerate(signals)]
+        latest_n = finite_number(signals[-1].get("n_labeled")) or finite_number(scored[-1].get("n_labeled")) or 0.0
+        series.append(_fit_series(fit, finite_number(scored[0].get("n_labeled")) or 1.0, latest_n))
+    versions = [(finite_number(s.get("n_labeled")), _version(s, i)) for i, s in enumerate(signals)]
     chart = line_chart(series, title="Held-back F1 against annotations", x_label="annotations",
                        y_label="held-back F1", y_range=(0.0, 1.0), vlines=[v for v in versions if v[0] is not None])
     note = ('<p class="note">Dashed: the fitted inverse power law, drawn to '
@@ -346,11 +335,11 @@ def _kappa_range(kappas: Iterable[float], threshold: float | None) -> tuple[floa
 
 
 def _kappa_curve(signals: Sequence[Mapping[str, Any]], rule: Mapping[str, Any]) -> str:
-    kappas = [_num(s.get("kappa")) for s in signals]
-    threshold = _num(rule.get("kappa_threshold"))
+    kappas = [finite_number(s.get("kappa")) for s in signals]
+    threshold = finite_number(rule.get("kappa_threshold"))
     labels = [f"{_version(s, i)}: kappa {_fixed(s.get('kappa'))} with the previous version, "
               f"{_count(s.get('n_labeled'))} annotations" for i, s in enumerate(signals)]
-    series = Series("kappa with the previous version", [_num(s.get("n_labeled")) for s in signals], kappas,
+    series = Series("kappa with the previous version", [finite_number(s.get("n_labeled")) for s in signals], kappas,
                     _KAPPA_COLOR, point_labels=labels)
     hlines = [] if threshold is None else [(threshold, f"stop threshold {threshold:g}")]
     chart = line_chart([series], title="Agreement between consecutive versions (stop set)", x_label="annotations",
@@ -368,11 +357,11 @@ def _kappa_curve(signals: Sequence[Mapping[str, Any]], rule: Mapping[str, Any]) 
 def _per_label_bars(per_label: Mapping[str, Any]) -> list[tuple[str, float | None]]:
     rows = [(str(label), _mapping(v)) for label, v in per_label.items()]
     rows.sort(key=lambda r: (-(_int(r[1].get("support")) or 0), r[0]))
-    return [(f"{label} (n={_count(m.get('support'))})", _num(m.get("f1"))) for label, m in rows]
+    return [(f"{label} (n={_count(m.get('support'))})", finite_number(m.get("f1"))) for label, m in rows]
 
 
 def _label_count_bars(counts: Mapping[str, Any]) -> list[tuple[str, float | None]]:
-    bars = [(str(label), _num(n)) for label, n in counts.items()]
+    bars = [(str(label), finite_number(n)) for label, n in counts.items()]
     return sorted(bars, key=lambda b: (-(b[1] or 0), b[0]))
 
 

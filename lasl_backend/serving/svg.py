@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Iterable, Sequence
 
-__all__ = ["NO_DATA", "Series", "line_chart", "bar_chart", "nice_ticks"]
+__all__ = ["NO_DATA", "Series", "bar_chart", "finite_number", "line_chart", "nice_ticks"]
 
 NO_DATA = "no data"
 
@@ -80,7 +80,7 @@ class _Axis:
 # --- numbers --------------------------------------------------------------------------------------------
 
 
-def _num(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     """A finite float, or None for None, NaN, inf and anything that is not a number."""
     if value is None or isinstance(value, bool):
         return None
@@ -101,7 +101,7 @@ def _px(v: float) -> str:
 
 
 def _size(value: Any, default: int) -> int:
-    x = _num(value)
+    x = finite_number(value)
     return default if x is None or not 80 <= x <= 10_000 else int(x)
 
 
@@ -155,7 +155,7 @@ def _round_axis(lo: float, hi: float, *, fixed: bool, max_ticks: int) -> _Axis |
 def nice_ticks(lo: float, hi: float, max_ticks: int = 6) -> list[float]:
     """Round tick values (steps of 1, 2 or 5 times a power of ten) from at or below ``lo`` to at or
     above ``hi``; [] for non-finite ends."""
-    a, b = _num(lo), _num(hi)
+    a, b = finite_number(lo), finite_number(hi)
     if a is None or b is None:
         return []
     axis = _axis(a, b, fixed=False, max_ticks=max(2, int(max_ticks)))
@@ -304,11 +304,11 @@ def _point_label(series: Series, i: int, x: float, y: float) -> str:
 
 def _points(series: Series) -> _Points:
     def point(i: int, x: Any, y: Any) -> tuple[float, float, str] | None:
-        fx, fy = _num(x), _num(y)
+        fx, fy = finite_number(x), finite_number(y)
         return None if fx is None or fy is None else (fx, fy, _point_label(series, i, fx, fy))
 
     def band(x: Any, lo: Any, hi: Any) -> tuple[float, float, float] | None:
-        fx, flo, fhi = _num(x), _num(lo), _num(hi)
+        fx, flo, fhi = finite_number(x), finite_number(lo), finite_number(hi)
         return None if fx is None or flo is None or fhi is None else (fx, flo, fhi)
 
     xs, ys = _as_list(series.xs), _as_list(series.ys)
@@ -328,7 +328,7 @@ def _marks(lines: Any) -> list[tuple[float, str]]:
             value, label = mark
         except (TypeError, ValueError):
             continue
-        if _num(value) is not None:
+        if finite_number(value) is not None:
             marks.append((float(value), "" if label is None else str(label)))
     return marks
 
@@ -354,7 +354,7 @@ def _fixed_range(y_range: tuple[float, float] | None) -> tuple[float, float] | N
     if y_range is None:
         return None
     try:
-        lo, hi = (_num(v) for v in y_range)
+        lo, hi = (finite_number(v) for v in y_range)
     except (TypeError, ValueError):
         return None
     return None if lo is None or hi is None or not lo < hi else (lo, hi)
@@ -485,7 +485,7 @@ def _clean_bars(bars: Sequence[tuple[str, float]]) -> list[tuple[str, float | No
             label, value = bar
         except (TypeError, ValueError):
             continue
-        cleaned.append((str(label), _num(value)))
+        cleaned.append((str(label), finite_number(value)))
     return cleaned
 
 

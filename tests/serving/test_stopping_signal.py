@@ -7,6 +7,7 @@ Training is replaced by ``train_fn`` handing out the checked-in fixture model (t
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -321,3 +322,44 @@ def test_garbage_lead_times_never_break_a_run(tmp_path: Path, fake: FakeLabelStu
     assert all(math.isfinite(queue["cost_model"][k]) for k in ("intercept", "per_char", "per_region", "mad_seconds"))
     assert [s["version"] for s in backend.history.signals()] == [first["version"], second["version"]]
     assert [r["status"] for r in backend.history.runs()] == ["ok", "ok"]
+
+
+# ---- retries in runs.json ------------------------------------------------------------------------------------------
+def runs_file(b: LaslBackend) -> list[dict[str, Any]]:
+    """runs.json as written to the project's directory."""
+    return json.loads((b.history.dir / "runs.json").read_text(encoding="utf-8"))
+
+
+def test_a_transient_push_failure_is_counted_as_a_retry(tmp_path: Path, fake: FakeLabelStudio, fixture_model: NerModel) -> None:
+    """A clean run records 0 retries; a run whose push fails once with a 500 and then succeeds is ok with 1."""
+    annotate(fake, range(FIRST_TASK, FIRST_TASK + N_ANNOTATED))
+    b = make_backend(tmp_path / "models", fake, Trainer(fixture_model))
+    first = b.train("START_TRAINING")
+
+    imports = f"/api/projects/{PID}/import"
+    pushes_before = sum(1 for _, path in fake.requests if path.startswith(imports))
+    fake.fail[imports] = [500]  # one transient failure; the one retry allowed (train_retries=1) goes through
+    annotate(fake, [FIRST_TASK + N_ANNOTATED])
+    second = b.train("ANNOTATION_CREATED")
+    assert fake.fail[imports] == []
+    assert sum(1 for _, path in fake.requests if path.startswith(imports)) > pushes_before + 1  # the failed push was sent again
+
+    runs = runs_file(b)
+    assert runs == b.history.runs()
+    assert [(r["status"], r["version"]) for r in runs] == [("ok", first["version"]), ("ok", second["version"])]
+    assert runs[0]["retries"] == 0
+    assert runs[1]["retries"] == 1
+
+    third = b.train("ANNOTATION_CREATED")  # the count is per run: the next clean one is back at 0
+    assert runs_file(b)[-1]["version"] == third["version"] and runs_file(b)[-1]["retries"] == 0
+
+
+def test_a_run_failing_after_its_retries_records_them(tmp_path: Path, fake: FakeLabelStudio, fixture_model: NerModel) -> None:
+    """A push failing on the try and its one retry leaves a failed run with 1 retry."""
+    annotate(fake, range(FIRST_TASK, FIRST_TASK + N_ANNOTATED))
+    b = make_backend(tmp_path / "models", fake, Trainer(fixture_model))
+    fake.fail[f"/api/projects/{PID}/import"] = [500, 500]
+    with pytest.raises(LabelStudioServerError):
+        b.train("START_TRAINING")
+    (run,) = runs_file(b)
+    assert run["status"] == "failed" and run["retries"] == 1
