@@ -52,7 +52,7 @@ def build_strategy(name: str, settings: SimSettings) -> QueryStrategy:
     """The strategy a name such as ``lasl+cost+div`` stands for, with the settings' own options."""
     base, flags = split_name(name)
     kwargs: dict[str, Any] = {}
-    if (settings.normalize_length or "cost" in flags) and base in ("dbs", "lasl", "mlp", "lpn"):
+    if (settings.normalize_length or flags & {"cost", "sqrt"}) and base in ("dbs", "lasl", "mlp", "lpn"):
         kwargs["normalize_length"] = True
     if base == "loss":
         kwargs["reduction"] = settings.loss_reduction
@@ -143,7 +143,8 @@ def _f1(model: Any, records: list[Record], threads: int) -> float:
 
 def _pool(rp: Replay, state: RunState, rnd: int, pool_idx: list[int]) -> tuple[PoolScores, list[RecordScore]]:
     """The pool's scores by the previous round's model (from right after its training, unless the run was
-    resumed since), with each record's cost (its characters) and near-duplicate group."""
+    resumed since), with each record's near-duplicate group and, for ``+sqrt``, its cost (the square root of
+    its characters; a cost-aware DBS without one divides by the characters)."""
     if state.pending is not None and state.pending[0] == pool_idx:
         scores = state.pending[1]  # same model, same pool
     else:
@@ -155,8 +156,9 @@ def _pool(rp: Replay, state: RunState, rnd: int, pool_idx: list[int]) -> tuple[P
         else:
             tod = np.zeros(len(pool_idx))
     vanilla = rp.lossnet == "learning_loss"
+    cost = np.sqrt(np.array([s.n_chars for s in scores], dtype=np.float64)) if "sqrt" in split_name(rp.strategy_name)[1] else None
     pool = PoolScores.from_scores(scores, round=rnd, l_pred_vanilla=np.array([s.l_pred for s in scores]) if vanilla else None, tod=tod,
-                                  group=rp.groups[pool_idx].astype(np.float64))
+                                  group=rp.groups[pool_idx].astype(np.float64), cost=cost)
     if vanilla:
         pool.l_pred = None  # the learning-loss net's output is not an LPN loss prediction
     return pool, scores

@@ -24,8 +24,9 @@ STRATEGY_MODELS: dict[str, tuple[str | None, bool]] = {
     "lasl": ("lpn", True),
 }
 #: a strategy name may carry flags: ``lasl+cost`` ranks per unit of cost (characters in the simulator),
-#: ``+div`` spreads consecutive queue positions over groups of near-identical texts
-FLAGS = ("cost", "div")
+#: ``+sqrt`` per square root of the characters (between per record and per character), ``+div`` spreads
+#: consecutive queue positions over groups of near-identical texts
+FLAGS = ("cost", "sqrt", "div")
 #: ``queue``: Label Studio serves the pushed order (``ls_queue``); ``batch``: the paper's query-retrain loop
 SERVINGS = ("queue", "batch")
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_text_atomic
 from ..ner import check_term_file, resolve_device
 from .replay import run_one
 from .results import write_results
@@ -108,7 +109,7 @@ def _record_settings(out: Path, settings: SimSettings) -> None:
             raise ValueError(f"{out} holds a simulation with other settings {keep}; use another --out")
         settings.strategies = list(dict.fromkeys(list(old.get("strategies") or []) + settings.strategies))
         settings.seeds = list(dict.fromkeys(list(old.get("seeds") or []) + settings.seeds))
-    path.write_text(json.dumps(settings.to_dict(), indent=1))
+    write_text_atomic(path, json.dumps(settings.to_dict(), indent=1))  # another invocation may be reading it
 
 
 def main_from_args(args: argparse.Namespace) -> int:

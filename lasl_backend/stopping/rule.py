@@ -31,7 +31,7 @@ class StopRule:
 
     min_annotations: int = 100
     kappa_threshold: float = 0.97
-    kappa_window: int = 3
+    kappa_window: int = 2
     stop_gain: float = 0.01
     slow_gain: float = 0.03
     horizon: int = 500

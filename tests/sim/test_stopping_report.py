@@ -70,8 +70,8 @@ RISING_KAPPA: list[float | None] = [None, 0.80, 0.90, 0.93, 0.96, 0.96] + [0.995
 def test_kappa_decides_when_the_curve_is_flat() -> None:
     """With the curve flat, the rule fires once the last kappa_window kappas all reach the threshold."""
     rows = rows_for(FLAT_NS, FLAT, RISING_KAPPA)
-    assert stop_point(rows, StopRule()) == 8  # kappas of rounds 6, 7, 8
-    assert stop_point(rows, StopRule(kappa_window=2)) == 7
+    assert stop_point(rows, StopRule(kappa_window=3)) == 8  # kappas of rounds 6, 7, 8
+    assert stop_point(rows, StopRule()) == 7  # the default window of 2: rounds 6 and 7
     assert stop_point(rows, StopRule(kappa_window=5)) == 10
     assert stop_point(rows, StopRule(kappa_threshold=0.95, kappa_window=2)) == 5  # rounds 4 and 5 have 0.96
 
@@ -86,15 +86,17 @@ def test_a_fit_needs_four_rounds_and_the_minimum_annotations() -> None:
 def test_no_stop_when_kappa_never_stabilises() -> None:
     """Kappa that keeps dipping below the threshold (or is NaN) never lets the rule fire."""
     wobbly = [None] + [0.995 if i % 2 else 0.9 for i in range(11)]
-    assert stop_point(rows_for(FLAT_NS, FLAT, wobbly), StopRule()) is None
+    assert stop_point(rows_for(FLAT_NS, FLAT, wobbly), StopRule(kappa_window=3)) is None
     nan = [None] + [0.995, 0.995, float("nan")] * 3 + [0.995, float("nan")]
-    assert stop_point(rows_for(FLAT_NS, FLAT, nan), StopRule()) is None
+    assert stop_point(rows_for(FLAT_NS, FLAT, nan), StopRule(kappa_window=3)) is None
 
 
 # ---- the report ----------------------------------------------------------------------------------------------
 FULL = 0.8  # 97%: 0.776, 98%: 0.784
 POOL = 1500
-STOP = 8  # where StopRule() fires on FLAT / RISING_KAPPA, 900 records
+STOP = 8  # where StopRule(kappa_window=3) fires on FLAT / RISING_KAPPA, 900 records
+STOP_DEFAULT = 7  # where the default StopRule() (a window of 2) fires on them
+RULE3 = StopRule(kappa_window=3)
 
 
 RISE = [0.5 + 0.01 * i for i in range(8)]  # rounds 0-7, all below 97% of FULL
@@ -110,8 +112,8 @@ def test_report_numbers_and_the_pass_criterion(tmp_path: Path) -> None:
     for seed, f1 in curves.items():
         write_run(tmp_path, rows_for(FLAT_NS, FLAT, RISING_KAPPA, f1=f1, seed=seed))
     write_run(tmp_path, rows_for(FLAT_NS, FLAT, [None] * 12, f1=[0.9] * 12, strategy="random"))  # another strategy
-    rep = stopping_report(tmp_path, STRATEGY, FULL, POOL, StopRule())
-    assert rep["strategy"] == STRATEGY and rep["full_f1"] == FULL and rep["rule"] == asdict(StopRule())
+    rep = stopping_report(tmp_path, STRATEGY, FULL, POOL, RULE3)
+    assert rep["strategy"] == STRATEGY and rep["full_f1"] == FULL and rep["rule"] == asdict(RULE3)
     assert set(rep["runs"]) == {"0", "1", "2", "3"} and "dev" not in rep
 
     r0 = rep["runs"]["0"]
@@ -138,7 +140,7 @@ def test_a_run_that_never_stops_does_not_pass(tmp_path: Path) -> None:
     """No stop point: stop is None, the reach points are still given, and the run does not pass."""
     wobbly = [None] + [0.995 if i % 2 else 0.9 for i in range(11)]
     write_run(tmp_path, rows_for(FLAT_NS, FLAT, wobbly, f1=PASSING))
-    run = stopping_report(tmp_path, STRATEGY, FULL, POOL, StopRule())["runs"]["0"]
+    run = stopping_report(tmp_path, STRATEGY, FULL, POOL, RULE3)["runs"]["0"]
     assert run["stop"] is None and run["reach_0.97"]["records"] == 800
     assert run["records_vs_reach_0.97"] is None and run["passes"] is False
 
@@ -146,7 +148,7 @@ def test_a_run_that_never_stops_does_not_pass(tmp_path: Path) -> None:
 def test_dev_section_scores_the_dev_curve(tmp_path: Path) -> None:
     """With the dev all-data F1, a dev section reports the same stop on dev_f1 against that F1."""
     write_run(tmp_path, rows_for(FLAT_NS, FLAT, RISING_KAPPA, f1=PASSING, dev_f1=[0.6] * 12))
-    rep = stopping_report(tmp_path, STRATEGY, FULL, POOL, StopRule(), dev_full_f1=0.6)
+    rep = stopping_report(tmp_path, STRATEGY, FULL, POOL, RULE3, dev_full_f1=0.6)
     dev = rep["dev"]["0"]
     assert dev["stop"]["records"] == 900 and dev["stop"]["f1"] == 0.6 and dev["stop"]["share_of_full"] == pytest.approx(1.0)
     assert dev["reach_0.97"]["records"] == 100 and dev["passes"] is False  # 9× the records of the first 97%
@@ -191,7 +193,7 @@ def test_main_writes_json_and_png(tmp_path: Path) -> None:
     write_run(tmp_path, rows_for(FLAT_NS, FLAT, RISING_KAPPA, f1=PASSING))
     assert main(["--out", str(tmp_path), "--full-f1", str(FULL), "--pool", str(POOL)]) == 0
     rep = json.loads((tmp_path / "stopping.json").read_text())
-    assert rep["rule"] == asdict(StopRule()) and rep["runs"]["0"]["stop"]["round"] == STOP and rep["runs"]["0"]["passes"]
+    assert rep["rule"] == asdict(StopRule()) and rep["runs"]["0"]["stop"]["round"] == STOP_DEFAULT and rep["runs"]["0"]["passes"]
     png = (tmp_path / "stopping.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
