@@ -289,15 +289,15 @@ class Settings(BaseSettings):
     stop_min_annotations: int = setting(
         100, "LASL_STOP_MIN_ANNOTATIONS", "Annotations before the stopping signal recommends anything.", between(0, 10**7))
     stop_kappa: float = setting(
-        0.97, "LASL_STOP_KAPPA", "Kappa with the previous version that counts as stable.", between(0.0, 1.0, low_open=True, what="a kappa"))
+        0.98, "LASL_STOP_KAPPA", "Kappa with the previous version that counts as stable.", between(0.0, 1.0, low_open=True, what="a kappa"))
     stop_window: int = setting(
-        2, "LASL_STOP_WINDOW", "Versions in a row that must be stable before 'stop' (the rule's defaults were chosen on "
+        4, "LASL_STOP_WINDOW", "Versions in a row that must be stable before 'stop' (the rule's defaults were chosen on "
         "replays: docs/results.md, \"When to stop\").", between(1, 1000))
     stop_gain: float = setting(
-        0.01, "LASL_STOP_GAIN", "Expected held-back F1 gain from LASL_STOP_HORIZON more annotations below which the curve "
+        0.05, "LASL_STOP_GAIN", "Expected held-back F1 gain from LASL_STOP_HORIZON more annotations below which the curve "
         "counts as flat.", between(0.0, 1.0, what="an F1 gain"))
     slow_gain: float = setting(
-        0.03, "LASL_SLOW_GAIN", "Expected gain below which gains are 'slowing'.", between(0.0, 1.0, what="an F1 gain"))
+        0.05, "LASL_SLOW_GAIN", "Expected gain below which gains are 'slowing' (at least LASL_STOP_GAIN).", between(0.0, 1.0, what="an F1 gain"))
     stop_horizon: int = setting(
         500, "LASL_STOP_HORIZON", "More annotations the expected gain is projected over.", between(1, 10**7))
     push_chunk: int = setting(

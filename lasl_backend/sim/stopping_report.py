@@ -26,7 +26,8 @@ from .results import collect_rows
 __all__ = ["choose_rule", "stop_point", "stopping_report"]
 
 #: the thresholds ``--choose`` searches
-GRID = {"kappa_threshold": (0.95, 0.97, 0.98, 0.99), "kappa_window": (2, 3, 5), "stop_gain": (0.005, 0.01, 0.02)}
+GRID = {"kappa_threshold": (0.95, 0.96, 0.97, 0.975, 0.98, 0.99), "kappa_window": (1, 2, 3, 4, 5, 6),
+        "stop_gain": (0.005, 0.01, 0.02, 0.03, 0.05)}
 
 
 def _signal(row: dict[str, Any]) -> VersionSignal:
@@ -83,7 +84,8 @@ def choose_rule(runs: dict[int, list[dict[str, Any]]], full_f1: float, pool: int
     never stops in counts as keeping nothing: labeling on forever is no answer."""
     best: tuple[Any, ...] | None = None
     for values in itertools.product(*GRID.values()):
-        rule = replace(base, **dict(zip(GRID, values)))
+        picked = dict(zip(GRID, values))
+        rule = replace(base, **picked, slow_gain=max(base.slow_gain, picked["stop_gain"]))  # "slowing" never below "flat"
         reps = [_run_report(rows, rule, full_f1, pool, key="dev_f1") for rows in runs.values()]
         passed = sum(r["passes"] for r in reps)
         worst = min(r["stop"]["share_of_full"] if r["stop"] else 0.0 for r in reps)

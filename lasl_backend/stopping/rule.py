@@ -30,10 +30,10 @@ class StopRule:
     slowing below ``slow_gain``. Nothing is recommended before ``min_annotations``."""
 
     min_annotations: int = 100
-    kappa_threshold: float = 0.97
-    kappa_window: int = 2
-    stop_gain: float = 0.01
-    slow_gain: float = 0.03
+    kappa_threshold: float = 0.98
+    kappa_window: int = 4
+    stop_gain: float = 0.05
+    slow_gain: float = 0.05
     horizon: int = 500
 
     def __post_init__(self) -> None:
