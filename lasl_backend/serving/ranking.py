@@ -26,10 +26,8 @@ from ..labelstudio import LabeledTask
 from ..strategies.cost import CostModel, fit_cost_model
 from ..strategies.diversity import near_duplicate_groups, spread_order, text_signature
 
-__all__ = ["COST_UNITS", "diversify", "fit_project_cost", "signatures"]
+__all__ = ["diversify", "fit_project_cost", "signatures"]
 
-#: ``LASL_QUEUE_COST`` values
-COST_UNITS = ("auto", "chars", "none")
 _CACHE_SIZE = 200_000
 _cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 _lock = threading.Lock()

@@ -220,11 +220,10 @@ class BackendService:
         if project_id not in projects:
             raise BadRequest(f"project {project_id} is not known to this backend", 404)
         b = self.backend(project_id)
-        signals = b.history.signals()
-        m = b.metrics()
+        m = b.metrics()  # its recommendation is the rule over the same stored signals
         queue = m["queue"]
         view = DashboardView(
-            project_id=project_id, projects=projects, signals=signals, recommendation=b.stopping(signals)["recommendation"],
+            project_id=project_id, projects=projects, signals=b.history.signals(), recommendation=m["stopping"]["recommendation"],
             runs=b.history.runs(), queue=queue, cost_model=queue.get("cost_model"), generated_at=utc_now(),
         )
         return render_dashboard(view)

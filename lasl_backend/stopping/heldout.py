@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["holdout_key", "is_held_back"]
+__all__ = ["holdout_key"]
 
 
 def holdout_key(task_id: int, seed: int) -> float:
@@ -14,6 +14,3 @@ def holdout_key(task_id: int, seed: int) -> float:
     h = hashlib.sha256(f"lasl-holdout:{seed}:{task_id}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64
 
-
-def is_held_back(task_id: int, seed: int, fraction: float) -> bool:
-    return holdout_key(task_id, seed) < fraction
