@@ -20,7 +20,7 @@ from ..data import Entity
 from ..labelstudio import Dataset, LabeledTask
 from ..metrics import entity_prf
 from ..ner import NerModel
-from ..stopping import Recommendation, StopRule, VersionSignal, char_tags, f1_interval, recommend, version_kappa
+from ..stopping import Recommendation, StopRule, VersionSignal, char_tags, f1_interval, recommend, record_counts, version_kappa
 
 __all__ = ["draw_stop_set", "measure_version", "recommendation", "stop_rule"]
 
@@ -54,7 +54,7 @@ def measure_version(model: NerModel, data: Dataset, held: Sequence[LabeledTask],
     if held:
         preds = [[Entity(e.start, e.end, e.label) for e in p.entities]
                  for p in model.predict([t.text for t in held], max_batch=predict_batch, with_lossnet=False)]
-        counts = [_counts(t.entities, p) for t, p in zip(held, preds)]
+        counts = [record_counts(t.entities, p) for t, p in zip(held, preds)]
         iv = f1_interval(counts)
         prf = entity_prf([t.entities for t in held], preds)
         entry |= {"f1_held_out": iv.f1, "f1_lo": iv.lo, "f1_hi": iv.hi,
@@ -68,12 +68,6 @@ def measure_version(model: NerModel, data: Dataset, held: Sequence[LabeledTask],
     entry["stop_set"] = len(tags)
     entry["kappa"] = version_kappa(previous_tags, tags) if previous_tags and tags else None
     return entry, tags
-
-
-def _counts(gold: Sequence[Entity], pred: Sequence[Entity]) -> tuple[int, int, int]:
-    g = {(e.start, e.end, e.label) for e in gold}
-    p = {(e.start, e.end, e.label) for e in pred}
-    return len(g & p), len(p), len(g)
 
 
 def recommendation(signals: Sequence[dict[str, Any]], rule: StopRule) -> Recommendation:

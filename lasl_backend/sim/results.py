@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..stopping import micro_f1
 from .effort import write_effort
 from .plots import plot_curves
 from .settings import SimSettings
@@ -30,8 +31,8 @@ def _csv_row(r: dict[str, Any]) -> dict[str, Any]:
     counts = r.get("heldout")
     extra: dict[str, Any] = {}
     if counts is not None:
-        tp, n_pred, n_gold = (sum(c[j] for c in counts) for j in range(3))
-        extra = {"heldout_f1": 2 * tp / (n_pred + n_gold) if n_pred + n_gold else "", "heldout_records": len(counts)}
+        f1 = micro_f1(counts)
+        extra = {"heldout_f1": "" if f1 is None else f1, "heldout_records": len(counts)}
     return {c: extra.get(c, r.get(c, "")) for c in COLUMNS}
 
 

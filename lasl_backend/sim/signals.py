@@ -12,7 +12,7 @@ import numpy as np
 from ..atomic import atomic_file
 from ..data import Entity, Record
 from ..metrics import Corrections, corrections
-from ..stopping import char_tags, holdout_key, version_kappa
+from ..stopping import char_tags, holdout_key, record_counts, version_kappa
 
 __all__ = ["HOLDOUT_FRACTION", "HOLDOUT_MIN_LABELED", "batch_corrections", "heldout_counts", "kappa_against", "load_tags",
            "save_tags", "split_heldout", "stop_set", "stop_tags"]
@@ -33,12 +33,7 @@ def split_heldout(labeled: Sequence[int], fraction: float = HOLDOUT_FRACTION, mi
 
 def heldout_counts(gold: Sequence[Record], pred: Sequence[Sequence[Any]]) -> list[list[int]]:
     """(true positives, predicted, gold) entities per held-back record, strict match: the bootstrap's input."""
-    out = []
-    for g, p in zip(gold, pred):
-        gs = {(e.start, e.end, e.label) for e in g.entities}
-        ps = {(e.start, e.end, e.label) for e in p}
-        out.append([len(gs & ps), len(ps), len(gs)])
-    return out
+    return [list(record_counts(g.entities, p)) for g, p in zip(gold, pred)]
 
 
 def batch_corrections(gold: Sequence[Record], shown: Sequence[Sequence[Entity]]) -> Corrections:

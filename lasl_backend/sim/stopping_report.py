@@ -20,7 +20,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..stopping import STOP, StopRule, VersionSignal, recommend
+from ..stopping import STOP, StopRule, VersionSignal, micro_f1, recommend
 from .results import collect_rows
 
 __all__ = ["choose_rule", "stop_point", "stopping_report"]
@@ -32,8 +32,7 @@ GRID = {"kappa_threshold": (0.95, 0.96, 0.97, 0.975, 0.98, 0.99), "kappa_window"
 
 def _signal(row: dict[str, Any]) -> VersionSignal:
     counts = row.get("heldout") or []
-    tp, n_pred, n_gold = (sum(c[j] for c in counts) for j in range(3)) if counts else (0, 0, 0)
-    f1 = 2 * tp / (n_pred + n_gold) if n_pred + n_gold else None
+    f1 = micro_f1(counts)
     kappa = row.get("kappa")
     return VersionSignal(n_labeled=int(row["labeled_records"]), heldout_f1=f1, heldout_records=len(counts),
                          kappa=None if kappa is None or (isinstance(kappa, float) and math.isnan(kappa)) else float(kappa))

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["RecordCounts", "F1Interval", "f1_interval"]
+__all__ = ["RecordCounts", "F1Interval", "f1_interval", "micro_f1", "record_counts"]
 
 #: one held-back record's (true positives, predicted entities, gold entities), strict entity match
 RecordCounts = tuple[int, int, int]
@@ -33,6 +33,20 @@ class F1Interval:
         def clean(x: float) -> float | None:
             return None if math.isnan(x) else float(x)
         return {"f1": clean(self.f1), "lo": clean(self.lo), "hi": clean(self.hi), "n_records": self.n_records}
+
+
+def record_counts(gold: Iterable[Any], pred: Iterable[Any]) -> RecordCounts:
+    """One record's (true positives, predicted, gold) under the strict match (objects with start, end, label;
+    a duplicate counts once, as in ``metrics.entity_prf``)."""
+    g = {(e.start, e.end, e.label) for e in gold}
+    p = {(e.start, e.end, e.label) for e in pred}
+    return len(g & p), len(p), len(g)
+
+
+def micro_f1(counts: Sequence[Sequence[int]]) -> float | None:
+    """Micro F1 of the summed counts; None when there is nothing predicted and nothing gold."""
+    tp, n_pred, n_gold = (sum(c[j] for c in counts) for j in range(3))
+    return 2 * tp / (n_pred + n_gold) if n_pred + n_gold else None
 
 
 def _counts_array(counts: Sequence[RecordCounts]) -> np.ndarray:
