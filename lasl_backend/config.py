@@ -291,8 +291,9 @@ class Settings(BaseSettings):
     stop_kappa: float = setting(
         0.98, "LASL_STOP_KAPPA", "Kappa with the previous version that counts as stable.", between(0.0, 1.0, low_open=True, what="a kappa"))
     stop_window: int = setting(
-        4, "LASL_STOP_WINDOW", "Versions in a row that must be stable before 'stop' (the rule's defaults were chosen on "
-        "replays: docs/results.md, \"When to stop\").", between(1, 1000))
+        4, "LASL_STOP_WINDOW", "Versions in a row, each trained on new annotations, that must be stable before 'stop' "
+        "(follow-up runs on the same annotations do not count; the rule's defaults were chosen on replays with a "
+        "version every 10 annotations: docs/results.md, \"When to stop\").", between(1, 1000))
     stop_gain: float = setting(
         0.05, "LASL_STOP_GAIN", "Expected held-back F1 gain from LASL_STOP_HORIZON more annotations below which the curve "
         "counts as flat.", between(0.0, 1.0, what="an F1 gain"))

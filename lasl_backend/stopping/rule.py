@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from .curve import MIN_POINTS, CurveFit, fit_learning_curve
 
 __all__ = ["NOT_ENOUGH_DATA", "KEEP", "SLOWING", "STOP", "StopRule", "VersionSignal", "Recommendation",
-           "recommend"]
+           "labeling_steps", "recommend"]
 
 NOT_ENOUGH_DATA = "not enough data yet"
 KEEP = "keep labeling"
@@ -25,9 +25,10 @@ STOP = "stop"
 
 @dataclass(frozen=True)
 class StopRule:
-    """The thresholds: stop once the last ``kappa_window`` versions agree with kappa ≥ ``kappa_threshold``
-    and +``horizon`` annotations are expected to gain less than ``stop_gain`` held-back F1; gains count as
-    slowing below ``slow_gain``. Nothing is recommended before ``min_annotations``."""
+    """The thresholds: stop once the last ``kappa_window`` versions that added annotations agree with
+    kappa ≥ ``kappa_threshold`` and +``horizon`` annotations are expected to gain less than ``stop_gain``
+    held-back F1; gains count as slowing below ``slow_gain``. Nothing is recommended before
+    ``min_annotations``."""
 
     min_annotations: int = 100
     kappa_threshold: float = 0.98
@@ -90,11 +91,21 @@ class Recommendation:
                 "fit": None if self.fit is None else self.fit.to_dict(), "expected_gain": dict(self.expected_gain)}
 
 
+def labeling_steps(history: Sequence[VersionSignal]) -> list[VersionSignal]:
+    """The versions trained on more annotations than the version before them. A follow-up run on the same
+    annotations (or one after deletions) agrees with its predecessor however far labeling still has to go,
+    so its kappa says nothing about whether more labels change the model."""
+    return [v for prev, v in zip([None, *history], history) if prev is None or v.n_labeled > prev.n_labeled]
+
+
 def _stability(history: Sequence[VersionSignal], rule: StopRule) -> tuple[bool, str]:
-    """Whether the last ``kappa_window`` versions all agree with their predecessors, and why."""
-    if len(history) < rule.kappa_window:
-        return False, f"only {len(history)} version(s); kappa stability needs {rule.kappa_window}"
-    kappas = [_finite_or_none(v.kappa) for v in history[-rule.kappa_window:]]
+    """Whether the last ``kappa_window`` versions that added annotations all agree with their
+    predecessors, and why."""
+    steps = labeling_steps(history)
+    if len(steps) < rule.kappa_window:
+        return False, (f"only {len(steps)} version(s) with new annotations; kappa stability needs "
+                       f"{rule.kappa_window}")
+    kappas = [_finite_or_none(v.kappa) for v in steps[-rule.kappa_window:]]
     shown = ", ".join("n/a" if k is None else f"{k:.3f}" for k in kappas)
     stable = all(k is not None and k >= rule.kappa_threshold for k in kappas)
     relation = "≥" if stable else "not all ≥"

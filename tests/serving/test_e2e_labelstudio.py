@@ -171,6 +171,9 @@ def test_label_studio_round_trip(stack: dict[str, Any]) -> None:
     assert len(fetched) == len(texts) and sum(1 for t in fetched if t.get("annotations")) == N_ANNOTATE
     assert not any(t.get("predictions") for t in fetched)
 
+    # 4'. the project page, from the version this real project trained
+    _check_dashboard(stack["backend"], pid, version)
+
     # 2'. a task imported now is opened: the live model answers with valid code-point offsets
     api.post(f"/api/projects/{pid}/import", [{"text": "😀𠀀😀患者诊断为肺腺癌，予顺铂化疗，复查胸部CT。"}])
     new = [t for t in api.tasks(pid) if t["id"] not in {x["id"] for x in all_tasks}][0]
@@ -190,6 +193,29 @@ def test_label_studio_round_trip(stack: dict[str, Any]) -> None:
         served = api.get(f"/api/projects/{pid}/next")
         assert served["id"] == expected, (served["id"], expected, sorted(scores.items(), key=lambda kv: kv[1])[:3])
         api.annotate(served, [])
+
+
+def _check_dashboard(backend: str, pid: int, version: str) -> None:
+    """The page lists the project, shows its version, and says "not enough data yet" below the minimum
+    annotations; ids it cannot serve are 400/404 pages; in Chromium, where there is one, it renders."""
+    import requests
+
+    index = requests.get(f"{backend}/dashboard", timeout=30)
+    assert index.status_code == 200 and f"project={pid}" in index.text
+    page = requests.get(f"{backend}/dashboard", params={"project": pid}, timeout=30)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html"), page.text[:300]
+    assert version in page.text and "not enough data yet" in page.text and "<svg" in page.text
+    assert "<script" not in page.text.lower()
+    assert requests.get(f"{backend}/dashboard", params={"project": "x1"}, timeout=30).status_code == 400
+    assert requests.get(f"{backend}/dashboard", params={"project": pid + 999}, timeout=30).status_code == 404
+    from lasl_backend.devtools.browser import BrowserUnavailable, dump_dom, find_chromium
+
+    try:
+        chromium = find_chromium(install=False)
+    except BrowserUnavailable:
+        return  # the browser test (test_dashboard_browser) installs one or says why it cannot
+    dom = dump_dom(chromium, f"{backend}/dashboard?project={pid}")
+    assert version in dom and "not enough data yet" in dom
 
 
 def _get(url: str) -> str:

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from lasl_backend.stopping.rule import labeling_steps
 from lasl_backend.stopping import (KEEP, NOT_ENOUGH_DATA, SLOWING, STOP, StopRule, VersionSignal,
                                    recommend)
 
@@ -159,3 +160,39 @@ def test_version_signal_round_trip() -> None:
 def test_bad_rule_arguments_raise(kwargs) -> None:
     with pytest.raises(ValueError):
         StopRule(**kwargs)
+
+
+def _follow_up(v: VersionSignal, kappa: float) -> VersionSignal:
+    """A follow-up run's version: the same annotations as ``v``, trained longer."""
+    return VersionSignal(n_labeled=v.n_labeled, heldout_f1=v.heldout_f1, heldout_records=v.heldout_records, kappa=kappa)
+
+
+def test_follow_up_versions_on_the_same_annotations_do_not_make_predictions_stable() -> None:
+    # a flat curve whose labeling versions disagree; follow-up runs agreeing with kappa 0.999 must not count
+    history = _history(LATE, [None, 0.7, 0.8, 0.9, 0.95, 0.96, 0.90, 0.91, 0.92])
+    history += [_follow_up(history[-1], 0.999) for _ in range(RULE.kappa_window)]
+    rec = recommend(history, RULE)
+    assert rec.state == SLOWING
+    assert "(0.900, 0.910, 0.920)" in rec.reasons[0]
+
+
+def test_a_follow_up_inside_the_window_is_skipped_not_a_break() -> None:
+    kappas = [None, 0.7, 0.8, 0.9, 0.95, 0.96, 0.981, 0.985, 0.990]
+    history = _history(LATE, kappas)
+    history.insert(7, _follow_up(history[6], 0.5))  # a follow-up after the 0.981 version, far from stable
+    rec = recommend(history, RULE)
+    assert rec.state == STOP
+    assert "(0.981, 0.985, 0.990)" in rec.reasons[0]
+
+
+def test_versions_after_deleted_annotations_are_not_labeling_steps() -> None:
+    history = _history([100, 200, 300, 250, 400], [None, 0.9, 0.95, 0.99, 0.96])
+    assert [v.n_labeled for v in labeling_steps(history)] == [100, 200, 300, 400]
+    assert labeling_steps([]) == []
+
+
+def test_too_few_labeling_steps_say_so() -> None:
+    history = _history([100, 200, 400], [None, 0.99, 0.99])
+    history += [_follow_up(history[-1], 0.99) for _ in range(5)]
+    rec = recommend(history, replace(RULE, kappa_window=4))
+    assert rec.reasons[0] == "only 3 version(s) with new annotations; kappa stability needs 4"
