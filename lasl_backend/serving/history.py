@@ -7,7 +7,8 @@
 
 Versions are pruned (``LASL_VERSIONS_KEPT``); these files are not, so the learning curve keeps every version.
 Each file is replaced whole through a temporary sibling and a rename, so a restart reads the old file or the
-new one; a file that cannot be read is reported once in the log and read as empty, never a crash.
+new one; a file that cannot be read is reported in the log and read as empty, never a crash, and the next
+append moves it aside (``<name>.unreadable-<time>``) rather than overwrite it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +54,22 @@ class ProjectHistory:
 
     def _append(self, name: str, entry: dict[str, Any]) -> None:
         with self._lock:
-            items = self._read_list(name) + [entry]
+            items = self._load(name)
+            if items is None:  # keep what could not be read for a person to look at, then start afresh
+                items = []
+                aside = self.dir / f"{name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}"
+                (self.dir / name).replace(aside)
+                log.warning("%s: unreadable; moved to %s, starting a new list", self.dir / name, aside.name)
+            items.append(entry)
             self.dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.dir / name, json.dumps(_finite(items[-MAX_ENTRIES:]), ensure_ascii=False, allow_nan=False, default=_plain))
 
     def _read_list(self, name: str) -> list[dict[str, Any]]:
+        items = self._load(name)
+        return [] if items is None else items
+
+    def _load(self, name: str) -> list[dict[str, Any]] | None:
+        """The file's entries ([] when there is no file), or None when it exists but cannot be read."""
         path = self.dir / name
         try:
             items = json.loads(path.read_text(encoding="utf-8"))
@@ -64,8 +77,8 @@ class ProjectHistory:
             return []
         except (OSError, ValueError) as exc:
             log.warning("%s: unreadable (%s); reading it as empty", path, exc)
-            return []
-        return [x for x in items if isinstance(x, dict)] if isinstance(items, list) else []
+            return None
+        return [x for x in items if isinstance(x, dict)] if isinstance(items, list) else None
 
     # ---- the stop set ---------------------------------------------------------------------------
     def stop_set(self) -> list[int] | None:

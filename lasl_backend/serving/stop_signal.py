@@ -20,9 +20,10 @@ from ..data import Entity
 from ..labelstudio import Dataset, LabeledTask
 from ..metrics import entity_prf
 from ..ner import NerModel
+from .svg import finite_number
 from ..stopping import Recommendation, StopRule, VersionSignal, char_tags, f1_interval, recommend, record_counts, version_kappa
 
-__all__ = ["draw_stop_set", "measure_version", "recommendation", "stop_rule"]
+__all__ = ["draw_stop_set", "measure_version", "recommendation", "stop_rule", "version_signal"]
 
 
 def stop_rule(settings: Settings) -> StopRule:
@@ -70,8 +71,31 @@ def measure_version(model: NerModel, data: Dataset, held: Sequence[LabeledTask],
     return entry, tags
 
 
-def recommendation(signals: Sequence[dict[str, Any]], rule: StopRule) -> Recommendation:
-    """The rule over the stored entries, oldest first."""
-    history = [VersionSignal(n_labeled=int(e.get("n_labeled") or 0), heldout_f1=e.get("f1_held_out"),
-                             heldout_records=int(e.get("n_held_out") or 0), kappa=e.get("kappa")) for e in signals]
+def _count(value: Any) -> int | None:
+    """A non-negative whole number (an int or a float or numeric string holding one), else None."""
+    x = finite_number(value)
+    return int(x) if x is not None and x >= 0 and x == int(x) else None
+
+
+def _share(value: Any, low: float) -> float | None:
+    """An F1 in [0, 1] or a kappa in [-1, 1] (``low``), else None."""
+    x = finite_number(value)
+    return x if x is not None and low <= x <= 1.0 else None
+
+
+def version_signal(entry: Any) -> VersionSignal | None:
+    """A stored entry as the rule reads it; None for one without a usable annotation count (a file edited
+    by hand or written by something else). A value out of its range is read as missing."""
+    if not isinstance(entry, dict):
+        return None
+    n = _count(entry.get("n_labeled"))
+    if n is None:
+        return None
+    return VersionSignal(n_labeled=n, heldout_f1=_share(entry.get("f1_held_out"), 0.0),
+                         heldout_records=_count(entry.get("n_held_out")) or 0, kappa=_share(entry.get("kappa"), -1.0))
+
+
+def recommendation(signals: Sequence[Any], rule: StopRule) -> Recommendation:
+    """The rule over the stored entries, oldest first (unreadable ones are skipped)."""
+    history = [v for v in map(version_signal, signals) if v is not None]
     return recommend(history, rule)

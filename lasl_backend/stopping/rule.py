@@ -51,7 +51,14 @@ class StopRule:
 
 
 def _finite_or_none(x: Any) -> float | None:
-    return None if x is None or not math.isfinite(float(x)) else float(x)
+    """A finite float; None for None, NaN, infinities and anything that is not a number."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        value = float(x)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
