@@ -38,7 +38,7 @@ from ..strategies.diversity import Diversified, near_duplicate_groups, text_sign
 from .ls_queue import PushedVersion, push, serve
 from .results import write_results
 from .run_state import RunState, initial_state, load_state, save_state, state_dir
-from .settings import STRATEGY_MODELS, SimSettings, split_name
+from .settings import COST_AWARE, STRATEGY_MODELS, SimSettings, split_name
 from .signals import batch_corrections, heldout_counts, kappa_against, save_tags, split_heldout, stop_set, stop_tags
 
 __all__ = ["Replay", "build_strategy", "catch_up", "run_one", "score_pool"]
@@ -52,7 +52,7 @@ def build_strategy(name: str, settings: SimSettings) -> QueryStrategy:
     """The strategy a name such as ``lasl+cost+div`` stands for, with the settings' own options."""
     base, flags = split_name(name)
     kwargs: dict[str, Any] = {}
-    if (settings.normalize_length or flags & {"cost", "sqrt"}) and base in ("dbs", "lasl", "mlp", "lpn"):
+    if (settings.normalize_length or flags & {"cost", "sqrt"}) and base in COST_AWARE:
         kwargs["normalize_length"] = True
     if base == "loss":
         kwargs["reduction"] = settings.loss_reduction

@@ -10,7 +10,7 @@ from ..ner import TrainConfig
 
 TRAIN_DEFAULTS = TrainConfig()
 
-__all__ = ["COMPARED_KEYS", "FLAGS", "SERVINGS", "STRATEGY_MODELS", "SimSettings", "comparable", "device_type", "split_name"]
+__all__ = ["COMPARED_KEYS", "COST_AWARE", "FLAGS", "SERVINGS", "STRATEGY_MODELS", "SimSettings", "comparable", "device_type", "split_name"]
 
 #: strategy → (loss net, Mean Teacher): the models each strategy trains
 STRATEGY_MODELS: dict[str, tuple[str | None, bool]] = {
@@ -27,6 +27,8 @@ STRATEGY_MODELS: dict[str, tuple[str | None, bool]] = {
 #: ``+sqrt`` per square root of the characters (between per record and per character), ``+div`` spreads
 #: consecutive queue positions over groups of near-identical texts
 FLAGS = ("cost", "sqrt", "div")
+#: the strategies whose scores can be divided by a cost (the others' flags would be silently ignored)
+COST_AWARE = ("dbs", "lasl", "mlp", "lpn")
 #: ``queue``: Label Studio serves the pushed order (``ls_queue``); ``batch``: the paper's query-retrain loop
 SERVINGS = ("queue", "batch")
 
@@ -39,6 +41,11 @@ def split_name(name: str) -> tuple[str, set[str]]:
     bad = [f for f in flags if f not in FLAGS]
     if bad:
         raise ValueError(f"{name}: unknown flags {bad}; known: {', '.join('+' + f for f in FLAGS)}")
+    if {"cost", "sqrt"} & set(flags) and base not in COST_AWARE:
+        raise ValueError(f"{name}: +cost and +sqrt divide a loss by a cost, which {base!r} has not; "
+                         f"they apply to {', '.join(COST_AWARE)}")
+    if {"cost", "sqrt"} <= set(flags):
+        raise ValueError(f"{name}: +cost and +sqrt are two costs; choose one")
     return base, set(flags)
 
 

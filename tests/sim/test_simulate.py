@@ -95,6 +95,9 @@ def test_the_loss_baselines_reduction_is_a_setting_of_the_directory(data_dir, tm
 @pytest.mark.parametrize("argv, msg", [
     (["--strategies", "nope"], "unknown strategy"),
     (["--strategies", "lasl+fast"], "unknown flags"),
+    (["--strategies", "lc+cost"], "which 'lc' has not"),
+    (["--strategies", "random+sqrt+div"], "which 'random' has not"),
+    (["--strategies", "lasl+cost+sqrt"], "choose one"),
     (["--lag", "10", "--train-every", "10"], "must be below"),
     (["--dev-records", "-1"], "--dev-records"),
     (["--seeds", "a,b"], "--seeds"),
