@@ -20,8 +20,8 @@ from ..data import Entity
 from ..labelstudio import Dataset, LabeledTask
 from ..metrics import entity_prf
 from ..ner import NerModel
-from .svg import finite_number
 from ..stopping import Recommendation, StopRule, VersionSignal, char_tags, f1_interval, recommend, record_counts, version_kappa
+from ..stopping.rule import finite_number
 
 __all__ = ["draw_stop_set", "measure_version", "recommendation", "stop_rule", "version_signal"]
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Iterable, Sequence
 
+from ..stopping.rule import finite_number
+
 __all__ = ["NO_DATA", "Series", "bar_chart", "finite_number", "line_chart", "nice_ticks"]
 
 NO_DATA = "no data"
@@ -78,17 +80,6 @@ class _Axis:
 
 
 # --- numbers --------------------------------------------------------------------------------------------
-
-
-def finite_number(value: Any) -> float | None:
-    """A finite float, or None for None, NaN, inf and anything that is not a number."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def _clamp(px: float) -> float:

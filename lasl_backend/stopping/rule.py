@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from .curve import MIN_POINTS, CurveFit, fit_learning_curve
 
 __all__ = ["NOT_ENOUGH_DATA", "KEEP", "SLOWING", "STOP", "StopRule", "VersionSignal", "Recommendation",
-           "labeling_steps", "recommend"]
+           "finite_number", "labeling_steps", "recommend"]
 
 NOT_ENOUGH_DATA = "not enough data yet"
 KEEP = "keep labeling"
@@ -50,7 +50,7 @@ class StopRule:
             raise ValueError(f"horizon must be ≥ 1, got {self.horizon}")
 
 
-def _finite_or_none(x: Any) -> float | None:
+def finite_number(x: Any) -> float | None:
     """A finite float; None for None, NaN, infinities and anything that is not a number."""
     if x is None or isinstance(x, bool):
         return None
@@ -74,13 +74,13 @@ class VersionSignal:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: a NaN value becomes None."""
-        return {"n_labeled": self.n_labeled, "heldout_f1": _finite_or_none(self.heldout_f1),
-                "heldout_records": self.heldout_records, "kappa": _finite_or_none(self.kappa)}
+        return {"n_labeled": self.n_labeled, "heldout_f1": finite_number(self.heldout_f1),
+                "heldout_records": self.heldout_records, "kappa": finite_number(self.kappa)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VersionSignal:
-        return cls(n_labeled=int(d["n_labeled"]), heldout_f1=_finite_or_none(d.get("heldout_f1")),
-                   heldout_records=int(d.get("heldout_records") or 0), kappa=_finite_or_none(d.get("kappa")))
+        return cls(n_labeled=int(d["n_labeled"]), heldout_f1=finite_number(d.get("heldout_f1")),
+                   heldout_records=int(d.get("heldout_records") or 0), kappa=finite_number(d.get("kappa")))
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def _stability(history: Sequence[VersionSignal], rule: StopRule) -> tuple[bool, 
     if len(steps) < rule.kappa_window:
         return False, (f"only {len(steps)} version(s) with new annotations; kappa stability needs "
                        f"{rule.kappa_window}")
-    kappas = [_finite_or_none(v.kappa) for v in steps[-rule.kappa_window:]]
+    kappas = [finite_number(v.kappa) for v in steps[-rule.kappa_window:]]
     shown = ", ".join("n/a" if k is None else f"{k:.3f}" for k in kappas)
     stable = all(k is not None and k >= rule.kappa_threshold for k in kappas)
     relation = "≥" if stable else "not all ≥"
@@ -121,7 +121,7 @@ def _stability(history: Sequence[VersionSignal], rule: StopRule) -> tuple[bool, 
 
 def _fit_history(history: Sequence[VersionSignal]) -> CurveFit | None:
     """The learning curve through the versions with a held-back F1, weighted by their record counts."""
-    scored = [v for v in history if _finite_or_none(v.heldout_f1) is not None]
+    scored = [v for v in history if finite_number(v.heldout_f1) is not None]
     return fit_learning_curve([float(v.n_labeled) for v in scored], [float(v.heldout_f1) for v in scored],
                               weights=[float(v.heldout_records) for v in scored])
 
