@@ -297,6 +297,12 @@ def _bench_parser(sub: Any) -> None:
     b.set_defaults(func=cmd_bench)
 
 
+def _all_data_f1(text: str) -> float:
+    from .sim.effort import all_data_f1  # numpy: imported only when the option is given
+
+    return all_data_f1(text)
+
+
 def _simulate_parser(sub: Any) -> None:
     s = sub.add_parser("simulate", help="replay active learning on a labeled train/test pair", formatter_class=HelpFormatter)
     s.add_argument("--data", required=True, type=Path, help="directory with train.jsonl and test.jsonl")
@@ -315,7 +321,7 @@ def _simulate_parser(sub: Any) -> None:
     add_option(s, "--round-steps", _sim_settings, "round_min_steps", type=int, help="minimum optimizer steps per fine-tuning round")
     s.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     add_option(s, "--threads", _sim_settings, type=int, help="cores per run: 2 trains the loss net on a second thread and scores the pool in 2 batches at once (same results)")
-    add_option(s, "--full-f1", _sim_settings, type=float, help="all-data F1 for the dashed line and the 95%/98% lines")
+    add_option(s, "--full-f1", _sim_settings, type=_all_data_f1, help="all-data F1 for the dashed line and the 95%/98% lines")
     add_option(s, "--device", _sim_settings, help=DEVICE_HELP + " (one --out holds runs of one device type)")
     s.add_argument("--report-only", action="store_true", help="only rewrite results.csv/json and the PNG from the saved state")
     add_option(s, "--max-test", _sim_settings, type=int, help="evaluate on the first N test records only (smoke runs)")

@@ -10,6 +10,7 @@ it give None).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections import defaultdict
@@ -18,12 +19,28 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["BUDGETS", "TARGETS", "effort_markdown", "effort_report", "first_reach", "write_effort"]
+__all__ = ["BUDGETS", "TARGETS", "all_data_f1", "effort_markdown", "effort_report", "first_reach", "usable_f1", "write_effort"]
 
 #: characters labeled at which strategies are compared
 BUDGETS = (20_000, 40_000, 60_000, 80_000, 100_000, 130_000)
 #: shares of the all-data F1
 TARGETS = (0.90, 0.95, 0.98)
+
+
+def usable_f1(x: float | None) -> bool:
+    """Whether ``x`` is an F1 to aim at: finite, in (0, 1]."""
+    return x is not None and math.isfinite(x) and 0.0 < x <= 1.0
+
+
+def all_data_f1(text: str) -> float:
+    """An argparse type: the all-data F1, in (0, 1]."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not usable_f1(x):
+        raise argparse.ArgumentTypeError(f"an F1 in (0, 1] is needed, got {text}")
+    return x
 
 
 def _runs(rows: Sequence[dict[str, Any]], key: str) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
@@ -107,7 +124,7 @@ def effort_markdown(report: dict[str, Any]) -> str:
 
 def write_effort(out: Path, rows: Sequence[dict[str, Any]], full_f1: float | None) -> dict[str, Any] | None:
     """``effort.json`` and ``effort.md`` in ``out`` (nothing without the all-data F1 to aim at)."""
-    if not full_f1 or not rows:
+    if not usable_f1(full_f1) or not rows:
         return None
     report = effort_report(rows, full_f1)
     (out / "effort.json").write_text(json.dumps(report, indent=1))

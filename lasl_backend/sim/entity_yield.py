@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data import Record, read_jsonl
+from ..data import DataError, Record, read_jsonl
 from .replay import split_dev
 from .results import collect_rows
 
@@ -26,11 +26,16 @@ __all__ = ["density_ceiling", "entity_yield", "labeled_at", "yield_markdown"]
 
 
 def labeled_at(rows: Sequence[dict[str, Any]], lengths: np.ndarray, budget: int) -> list[int] | None:
-    """The records one run had labeled when its characters first reached ``budget`` (None: never)."""
+    """The records one run had labeled when its characters first reached ``budget`` (None: never);
+    ValueError for picks that are not records of this pool."""
     rows = sorted(rows, key=lambda r: r["round"])
     labeled: list[int] = []
     for r in rows:
         labeled += list(r.get("labeled") or []) if r["round"] == 0 else list(r.get("picked") or [])
+        bad = next((i for i in labeled if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(lengths)), None)
+        if bad is not None:
+            raise ValueError(f"{r.get('strategy')} seed {r.get('seed')}, round {r['round']}: pick {bad!r} is not one of "
+                             f"the pool's {len(lengths)} records (another data directory or dev split?)")
         if lengths[labeled].sum() >= budget:
             return labeled
     return None
@@ -76,7 +81,7 @@ def yield_markdown(report: dict[str, Any]) -> str:
     for budget, part in report.items():
         if budget == "pool":
             continue
-        out += [f"At {int(budget) // 1000}k characters labeled:", "",
+        out += [f"At {int(budget):,} characters labeled:", "",
                 "| picks | seeds | records | chars per record | entities | entities per char |", "|---|---|---|---|---|---|"]
         for name, y in part["strategies"].items():
             out.append(f"| {name} | {y['seeds']} | {y['records']:.0f} | {y['chars_per_record']:.0f} | {y['entities']:.0f} | "
@@ -87,9 +92,19 @@ def yield_markdown(report: dict[str, Any]) -> str:
 
 
 def _pool(out: Path, data: Path | None) -> list[Record]:
-    settings = json.loads((out / "settings.json").read_text())
-    train = read_jsonl(Path(data or settings["data"]) / "train.jsonl")
-    return split_dev(train, int(settings.get("dev_records") or 0))[0]
+    """The replay's pool: the data directory's training records less its dev split (ValueError, naming the
+    file, for settings or data that cannot be read)."""
+    path = out / "settings.json"
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(settings, dict) or not (data or isinstance(settings.get("data"), str)):
+        raise ValueError(f"{path}: names no data directory (give --data)")
+    dev = settings.get("dev_records") or 0
+    if not isinstance(dev, int) or isinstance(dev, bool) or dev < 0:
+        raise ValueError(f"{path}: dev_records must be a whole number >= 0, got {dev!r}")
+    return split_dev(read_jsonl(Path(data or settings["data"]) / "train.jsonl"), dev)[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--chars needs at least one positive budget")
     if not (args.out / "settings.json").is_file():
         p.error(f"{args.out} holds no settings.json: not a lasl simulate output directory")
-    report = entity_yield(collect_rows(args.out), _pool(args.out, args.data), budgets)
+    try:
+        report = entity_yield(collect_rows(args.out), _pool(args.out, args.data), budgets)
+    except (DataError, ValueError) as exc:  # ReplayFileError is a ValueError
+        p.error(str(exc))
     (args.out / "entity_yield.json").write_text(json.dumps(report, indent=1))
     print(yield_markdown(report))
     return 0

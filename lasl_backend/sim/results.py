@@ -19,7 +19,7 @@ from .effort import write_effort
 from .plots import plot_curves
 from .settings import SimSettings
 
-__all__ = ["COLUMNS", "collect_rows", "write_results"]
+__all__ = ["COLUMNS", "ROW_KEYS", "ReplayFileError", "collect_rows", "write_results"]
 
 COLUMNS = ["strategy", "seed", "round", "labeled_records", "labeled_fraction", "labeled_chars", "corrections", "f1", "dev_f1", "heldout_f1",
            "heldout_records", "kappa", "lambda_t", "round_seconds"]
@@ -36,12 +36,37 @@ def _csv_row(r: dict[str, Any]) -> dict[str, Any]:
     return {c: extra.get(c, r.get(c, "")) for c in COLUMNS}
 
 
+#: what every saved round carries (the runs are told apart and ordered by these)
+ROW_KEYS = ("strategy", "seed", "round")
+
+
+class ReplayFileError(ValueError):
+    """A saved run that cannot be read: the message names the file."""
+
+
+def _saved_rows(path: Path) -> list[dict[str, Any]]:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ReplayFileError(f"{path}: unreadable ({exc})") from None
+    except (KeyError, TypeError):
+        raise ReplayFileError(f"{path}: no list of rounds under 'rows'") from None
+    if not isinstance(rows, list):
+        raise ReplayFileError(f"{path}: no list of rounds under 'rows'")
+    for i, r in enumerate(rows):
+        missing = [k for k in ROW_KEYS if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise ReplayFileError(f"{path}: round {i} lacks {', '.join(missing)}")
+    return rows
+
+
 def collect_rows(out: Path) -> list[dict[str, Any]]:
-    """Every finished round of every run under ``out/state``, by strategy, seed and round."""
+    """Every finished round of every run under ``out/state``, by strategy, seed and round
+    (:class:`ReplayFileError` for a file that cannot be read)."""
     rows: list[dict[str, Any]] = []
     for st in sorted((out / "state").glob("*/state.json")):
-        rows += json.loads(st.read_text())["rows"]
-    return sorted(rows, key=lambda r: (r["strategy"], r["seed"], r["round"]))
+        rows += _saved_rows(st)
+    return sorted(rows, key=lambda r: (str(r["strategy"]), r["seed"], r["round"]))
 
 
 def write_results(out: Path, settings: SimSettings, full_f1: float | None) -> list[dict[str, Any]]:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..stopping import STOP, StopRule, VersionSignal, micro_f1, recommend
-from .results import collect_rows
+from .effort import all_data_f1
+from .results import ReplayFileError, collect_rows
 
 __all__ = ["choose_rule", "stop_point", "stopping_report"]
 
@@ -133,22 +134,63 @@ def plot_stops(out: Path, strategy: str, report: dict[str, Any], path: Path) -> 
     plt.close(fig)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _missing(out: Path, runs: dict[int, list[dict[str, Any]]], key: str) -> str | None:
+    """The first saved round without a ``key`` value, as its file and round, or None."""
+    for seed, rows in runs.items():
+        for r in rows:
+            if r.get(key) is None:
+                path = out / "state" / f"{r['strategy']}-s{seed}" / "state.json"
+                return f"{path}: round {r['round']}"
+    return None
+
+
+def _read_runs(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict[int, list[dict[str, Any]]]:
+    """The strategy's runs, or a usage error that says what is wrong with the directory."""
+    if not (args.out / "state").is_dir():
+        p.error(f"{args.out}: no state/ directory, so not a lasl simulate output directory")
+    try:
+        runs = _runs(args.out, args.strategy)
+    except ReplayFileError as exc:
+        p.error(str(exc))
+    if not runs:
+        p.error(f"{args.out / 'state'}: no run of {args.strategy!r}")
+    needed = [("labeled_records", "record count"), ("labeled_chars", "character count"), ("f1", "test F1")]
+    for key, flag in needed + ([("dev_f1", "dev F1")] if args.dev_full_f1 else []):
+        where = _missing(args.out, runs, key)
+        if where:
+            hint = " (replay with --dev-records to have one)" if key == "dev_f1" else ""
+            p.error(f"{where} has no {flag}{hint}")
+    return runs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path, help="a lasl simulate output directory (queue protocol)")
     p.add_argument("--strategy", default="lasl+cost+div")
-    p.add_argument("--full-f1", required=True, type=float, help="the all-data test F1")
-    p.add_argument("--dev-full-f1", type=float, help="the all-data dev F1 (for --choose)")
-    p.add_argument("--pool", type=int, default=900, help="records in the pool (what labeling everything costs)")
+    p.add_argument("--full-f1", required=True, type=all_data_f1, help="the all-data test F1")
+    p.add_argument("--dev-full-f1", type=all_data_f1, help="the all-data dev F1 (for --choose)")
+    p.add_argument("--pool", type=_positive_int, default=900, help="records in the pool (what labeling everything costs)")
     p.add_argument("--choose", action="store_true", help="choose the thresholds on the dev curve (needs --dev-full-f1)")
     args = p.parse_args(argv)
-    rule = StopRule()
-    if args.choose:
-        if not args.dev_full_f1:
-            p.error("--choose needs --dev-full-f1")
-        rule = choose_rule(_runs(args.out, args.strategy), args.dev_full_f1, args.pool)
-    report = stopping_report(args.out, args.strategy, args.full_f1, args.pool, rule, args.dev_full_f1)
-    (args.out / "stopping.json").write_text(json.dumps(report, indent=1))
+    if args.choose and not args.dev_full_f1:
+        p.error("--choose needs --dev-full-f1")
+    runs = _read_runs(p, args)
+    try:
+        rule = choose_rule(runs, args.dev_full_f1, args.pool) if args.choose else StopRule()
+        report = stopping_report(args.out, args.strategy, args.full_f1, args.pool, rule, args.dev_full_f1)
+    except ValueError as exc:  # held-back counts that cannot be entity counts
+        p.error(f"{args.out}: {exc}")
+    (args.out / "stopping.json").write_text(json.dumps(report, indent=1, allow_nan=False))
     plot_stops(args.out, args.strategy, report, args.out / "stopping.png")
     print(json.dumps(report, indent=1))
     return 0

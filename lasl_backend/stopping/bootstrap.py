@@ -44,9 +44,12 @@ def record_counts(gold: Iterable[Any], pred: Iterable[Any]) -> RecordCounts:
 
 
 def micro_f1(counts: Sequence[Sequence[int]]) -> float | None:
-    """Micro F1 of the summed counts; None when there is nothing predicted and nothing gold."""
-    tp, n_pred, n_gold = (sum(c[j] for c in counts) for j in range(3))
-    return 2 * tp / (n_pred + n_gold) if n_pred + n_gold else None
+    """Micro F1 of the summed counts; None when there is nothing predicted and nothing gold. Counts that
+    cannot be entity counts raise ValueError, as in :func:`f1_interval`."""
+    if len(counts) == 0:
+        return None
+    tp, n_pred, n_gold = _counts_array(counts).sum(axis=0)
+    return float(2 * tp / (n_pred + n_gold)) if n_pred + n_gold else None
 
 
 def _counts_array(counts: Sequence[RecordCounts]) -> np.ndarray:

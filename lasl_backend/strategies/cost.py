@@ -79,12 +79,19 @@ def _nonneg_lstsq(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
 def fit_cost_model(n_chars: Sequence[float], n_regions: Sequence[float], lead_times: Sequence[Any],
                    min_annotations: int = MIN_ANNOTATIONS) -> CostModel | None:
     """The robust fit described in the module docstring, or None with too few usable lead times."""
+    if not len(n_chars) == len(n_regions) == len(lead_times):
+        raise ValueError(f"one character count, region count and lead time per task: got lengths {len(n_chars)}, "
+                         f"{len(n_regions)} and {len(lead_times)}")
+    features = np.column_stack([np.asarray(n_chars, np.float64), np.asarray(n_regions, np.float64)]).reshape(-1, 2)
+    if not np.all(np.isfinite(features)) or np.any(features < 0):
+        i = int(np.argmax(~np.all(np.isfinite(features) & (features >= 0), axis=1)))
+        raise ValueError(f"task {i}: character and region counts must be finite and >= 0, got {features[i].tolist()}")
     secs = [clean_lead_time(t) for t in lead_times]
     keep = [i for i, s in enumerate(secs) if s is not None]
     if len(keep) < max(3, min_annotations):
         return None
     y = np.array([secs[i] for i in keep], dtype=np.float64)
-    x = np.column_stack([np.ones(len(keep)), np.asarray(n_chars, np.float64)[keep], np.asarray(n_regions, np.float64)[keep]])
+    x = np.column_stack([np.ones(len(keep)), features[keep]])
     w = np.ones(len(keep))
     beta = _nonneg_lstsq(x, y, w)
     for _ in range(30):

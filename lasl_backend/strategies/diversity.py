@@ -38,6 +38,8 @@ _DIGIT = re.compile(r"\d")
 
 def text_signature(text: str, n: int = 3) -> np.ndarray:
     """``N_HASHES`` uint32 MinHash values of the text's character ``n``-grams (a stable feature of the text)."""
+    if n < 1:
+        raise ValueError(f"n (the n-gram length) must be at least 1, got {n}")
     folded = _DIGIT.sub("0", _FOLD.sub("", text))
     if not folded:
         return np.full(N_HASHES, _PRIME, dtype=np.uint32)
@@ -55,7 +57,13 @@ def text_signature(text: str, n: int = 3) -> np.ndarray:
 def near_duplicate_groups(signatures: Sequence[np.ndarray], rows: int = 4) -> np.ndarray:
     """A group id per signature (0, 1, ... in order of first appearance): LSH bands of ``rows`` hashes,
     joined by union-find."""
+    if not 1 <= rows <= N_HASHES:
+        raise ValueError(f"rows must be in [1, {N_HASHES}] (hashes per LSH band), got {rows}")
     n = len(signatures)
+    short = next((i for i, sig in enumerate(signatures) if np.asarray(sig).size != N_HASHES), None)
+    if short is not None:
+        raise ValueError(f"signature {short} has {np.asarray(signatures[short]).size} hashes, not {N_HASHES} "
+                         "(text_signature makes them)")
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -80,6 +88,8 @@ def spread_order(scores: np.ndarray, groups: np.ndarray, window: int) -> np.ndar
     last ``window`` steps, or, when every group left has, the best record of the group that waited longest."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     groups = np.asarray(groups).reshape(-1).astype(np.int64)
+    if groups.size != scores.size:
+        raise ValueError(f"one group per score: got {groups.size} groups for {scores.size} scores")
     by_score = np.lexsort((np.arange(scores.size), -scores))
     if window <= 0 or scores.size == 0:
         return by_score
@@ -119,9 +129,13 @@ class Diversified(QueryStrategy):
         base = np.asarray(self.base.score(pool), dtype=np.float64).reshape(-1)
         if self.window == 0 or pool.n == 0:
             return base
-        order = spread_order(base, pool.require("group", f"{self.base.name}+diversity"), self.window)
-        out = np.empty_like(base)
-        out[order] = np.sort(base)[::-1]
+        groups = np.asarray(pool.require("group", f"{self.base.name}+diversity")).reshape(-1)
+        if groups.size != base.size:
+            raise ValueError(f"one group per score: got {groups.size} groups for {base.size} scores")
+        ok = np.flatnonzero(~np.isnan(base))  # a NaN stays on its own record, for query() to refuse
+        order = spread_order(base[ok], groups[ok], self.window)
+        out = base.copy()
+        out[ok[order]] = np.sort(base[ok])[::-1]
         return out
 
     def __repr__(self) -> str:

@@ -98,6 +98,8 @@ def test_the_loss_baselines_reduction_is_a_setting_of_the_directory(data_dir, tm
     (["--strategies", "lc+cost"], "which 'lc' has not"),
     (["--strategies", "random+sqrt+div"], "which 'random' has not"),
     (["--strategies", "lasl+cost+sqrt"], "choose one"),
+    (["--full-f1", "nan"], "an F1 in (0, 1]"),
+    (["--full-f1", "81.7"], "an F1 in (0, 1]"),
     (["--lag", "10", "--train-every", "10"], "must be below"),
     (["--dev-records", "-1"], "--dev-records"),
     (["--seeds", "a,b"], "--seeds"),
