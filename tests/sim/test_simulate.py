@@ -98,8 +98,6 @@ def test_the_loss_baselines_reduction_is_a_setting_of_the_directory(data_dir, tm
     (["--strategies", "lc+cost"], "which 'lc' has not"),
     (["--strategies", "random+sqrt+div"], "which 'random' has not"),
     (["--strategies", "lasl+cost+sqrt"], "choose one"),
-    (["--full-f1", "nan"], "an F1 in (0, 1]"),
-    (["--full-f1", "81.7"], "an F1 in (0, 1]"),
     (["--lag", "10", "--train-every", "10"], "must be below"),
     (["--dev-records", "-1"], "--dev-records"),
     (["--seeds", "a,b"], "--seeds"),
@@ -109,6 +107,13 @@ def test_simulate_bad_options(data_dir, tmp_path, capsys, argv, msg):
     rc = main(["simulate", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--rounds", "0"] + argv)
     assert rc == 2
     assert msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["nan", "81.7", "0", "x"])
+def test_simulate_full_f1_must_be_an_f1(data_dir, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--rounds", "0", "--full-f1", value])
+    assert exc.value.code == 2 and "--full-f1" in capsys.readouterr().err
 
 
 def test_simulate_missing_data(tmp_path, capsys):
