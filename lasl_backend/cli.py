@@ -334,6 +334,8 @@ def _simulate_parser(sub: Any) -> None:
     s.add_argument("--annotators", type=int, default=1, help="queue: annotators (Label Studio picks at random among the first annotators + 1)")
     s.add_argument("--stop-set", type=int, default=200, help="unlabeled records the versions' agreement (kappa) is measured on")
     s.add_argument("--max-chars", type=int, default=None, help="end each run once this many characters are labeled")
+    s.add_argument("--schedule", default="pool_confidence",
+                   help="DBS's Λ_t schedule, as the backend's LASL_SCHEDULE (pool_confidence_per_char: the pool's per-character confidence)")
     s.add_argument("--dev-records", type=int, default=0, help="training records kept out of the pool and scored every round (dev_f1), to choose variants on")
     _knowledge_options(s, _sim_settings)
     s.set_defaults(func=cmd_simulate)

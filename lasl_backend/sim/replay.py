@@ -56,6 +56,8 @@ def build_strategy(name: str, settings: SimSettings) -> QueryStrategy:
         kwargs["normalize_length"] = True
     if base == "loss":
         kwargs["reduction"] = settings.loss_reduction
+    if base in ("dbs", "lasl"):
+        kwargs["schedule"] = settings.schedule
     strategy = get_strategy(base, **kwargs)
     return Diversified(strategy, window=settings.train_every) if "div" in flags else strategy
 
@@ -235,7 +237,7 @@ def score_pool(rp: Replay, state: RunState) -> tuple[float, bool]:
     rest = rp.unlabeled(state)
     scores = rp.score(state, rest)
     state.pending = (rest, scores)
-    lam = float(get_schedule("pool_confidence")(PoolScores.from_scores(scores)))
+    lam = float(get_schedule(rp.settings.schedule)(PoolScores.from_scores(scores)))
     if not rp.wants_marginals:
         return lam, False
     full = [np.zeros((0, 0), np.float32)] * len(rp.train)

@@ -41,6 +41,7 @@ from ..atomic import write_text_atomic
 from ..ner import check_term_file, resolve_device
 from .replay import run_one
 from .results import write_results
+from ..strategies import SCHEDULES
 from .settings import SimSettings, comparable, split_name
 
 __all__ = ["main_from_args"]
@@ -86,6 +87,8 @@ def _settings_from_args(args: argparse.Namespace) -> SimSettings:
         raise ValueError("--dev-records must be >= 0")
     if args.max_chars is not None and args.max_chars < 1:
         raise ValueError("--max-chars must be >= 1")
+    if args.schedule not in SCHEDULES:
+        raise ValueError(f"--schedule {args.schedule!r}: known schedules are {', '.join(sorted(SCHEDULES))}")
     return SimSettings(
         data=str(data), strategies=strategies, seeds=seeds, init=args.init, step=args.step, rounds=args.rounds,
         encoder=args.encoder, threads=args.threads, normalize_length=args.normalize_length, loss_reduction=args.loss_reduction,
@@ -94,7 +97,7 @@ def _settings_from_args(args: argparse.Namespace) -> SimSettings:
         lpn_layers=args.lpn_layers, char_vectors=args.char_vectors, lexicon_sources=args.lexicon_sources, lexicon=args.lexicon,
         bigrams=args.bigrams, knowledge_cache=args.knowledge_cache, serving=args.serving, train_every=args.train_every,
         lag=args.lag, annotators=args.annotators, stop_set=args.stop_set, max_chars=args.max_chars,
-        dev_records=args.dev_records,
+        dev_records=args.dev_records, schedule=args.schedule,
     )
 
 

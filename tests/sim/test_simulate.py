@@ -181,3 +181,21 @@ def test_curves_are_the_mean_and_std_over_the_seeds_that_reached_each_round():
     assert lasl.x["labeled_fraction"].tolist() == pytest.approx([1.0, 2.0])  # percent
     assert lasl.x["labeled_chars"].tolist() == pytest.approx([2.0, 2.0])  # thousands, mean over the seeds
     assert "dotted: fewer" in lasl.label and random.label == "random (1 seed)"
+
+
+def test_the_schedule_reaches_dbs_and_lasl_only():
+    from lasl_backend.sim.replay import build_strategy
+    from lasl_backend.sim.settings import SimSettings
+    from lasl_backend.strategies.schedules import PoolConfidence
+
+    s = SimSettings(data="x", strategies=[], seeds=[0], init=0.01, step=0.01, rounds=1, schedule="pool_confidence_per_char")
+    for name in ("lasl+cost", "dbs", "lasl+cost+div"):
+        strategy = build_strategy(name, s)
+        strategy = getattr(strategy, "base", strategy)  # under the diversity wrapper
+        assert strategy.schedule == PoolConfidence(per_char=True), name
+    assert not hasattr(build_strategy("mlp+cost", s), "schedule")
+
+
+def test_simulate_unknown_schedule(data_dir, tmp_path, capsys):
+    assert main(["simulate", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--rounds", "0", "--schedule", "sometimes"]) == 2
+    assert "known schedules" in capsys.readouterr().err
