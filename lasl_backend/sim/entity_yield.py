@@ -28,15 +28,17 @@ __all__ = ["density_ceiling", "entity_yield", "labeled_at", "yield_markdown"]
 def labeled_at(rows: Sequence[dict[str, Any]], lengths: np.ndarray, budget: int) -> list[int] | None:
     """The records one run had labeled when its characters first reached ``budget`` (None: never);
     ValueError for picks that are not records of this pool."""
-    rows = sorted(rows, key=lambda r: r["round"])
     labeled: list[int] = []
-    for r in rows:
-        labeled += list(r.get("labeled") or []) if r["round"] == 0 else list(r.get("picked") or [])
-        bad = next((i for i in labeled if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(lengths)), None)
+    chars = 0
+    for r in sorted(rows, key=lambda r: r["round"]):
+        new = list(r.get("labeled") or []) if r["round"] == 0 else list(r.get("picked") or [])
+        bad = next((i for i in new if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(lengths)), None)
         if bad is not None:
             raise ValueError(f"{r.get('strategy')} seed {r.get('seed')}, round {r['round']}: pick {bad!r} is not one of "
                              f"the pool's {len(lengths)} records (another data directory or dev split?)")
-        if lengths[labeled].sum() >= budget:
+        labeled += new
+        chars += int(lengths[new].sum()) if new else 0
+        if chars >= budget:
             return labeled
     return None
 
