@@ -16,8 +16,8 @@ from html import escape
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from ..stopping.rule import KEEP, NOT_ENOUGH_DATA, SLOWING, STOP
-from .svg import Series, bar_chart, finite_number, line_chart
+from ..stopping.rule import KEEP, NOT_ENOUGH_DATA, SLOWING, STOP, finite_number
+from .svg import Series, bar_chart, line_chart
 
 __all__ = ["DashboardView", "render_dashboard", "render_index", "NOT_ENOUGH_DATA_TEXT", "HISTORY_ROWS",
            "PROJECTION_EXTRA", "FITTED_CURVE_NAME"]

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 from ..stopping.rule import finite_number
 
-__all__ = ["NO_DATA", "Series", "bar_chart", "finite_number", "line_chart", "nice_ticks"]
+__all__ = ["NO_DATA", "Series", "bar_chart", "line_chart", "nice_ticks"]
 
 NO_DATA = "no data"
 
