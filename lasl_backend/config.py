@@ -271,6 +271,11 @@ class Settings(BaseSettings):
         "a little worse while few records are labeled (docs/results.md, \"Active learning\"). 2 is the paper's main setting "
         "(what `lasl simulate` uses); 1 or 3 also work. A change rebuilds the project's loss net at its next run.",
         between(0, 3, want="0, 1, 2 or 3"))
+    mean_teacher: bool = setting(
+        True, "LASL_MEAN_TEACHER", "Train with Mean Teacher (an EMA copy of the tagger and a consistency loss on unlabeled tasks). "
+        "Off, a step costs about half, so a run's time budget buys twice the steps, and replays of the queue scored the same "
+        "F1; but consecutive versions agree less, so the stopping signal's kappa (LASL_STOP_KAPPA, chosen with Mean Teacher) "
+        "says 'stop' late (docs/results.md, \"Training without Mean Teacher\"). Turned off, a project's next run drops its teacher.")
     schedule: str = setting("pool_confidence", "LASL_SCHEDULE", "Λ_t schedule of the dynamic balance (DBS) score.", SCHEDULE)
     queue_cost: str = setting(
         "auto", "LASL_QUEUE_COST", "What the queue saves: 'auto' ranks by DBS per expected second once enough annotations carry "

@@ -47,10 +47,10 @@ def bench_training(records: Sequence[Record], steps: int, device: torch.device =
 
 
 def _fine_tune(lab: list[Record], pool: list[str], labels: list[str], lpn_thread: bool, max_steps: int | None,
-               device: str, lpn_layers: int) -> tuple[NerModel, float, int]:
+               device: str, lpn_layers: int, mean_teacher: bool = True) -> tuple[NerModel, float, int]:
     """(model, seconds, steps) of fine-tuning as the simulator's rounds do it: 2 epochs, at least 100 steps,
-    Mean Teacher + LPN."""
-    cfg = TrainConfig(max_epochs=2, min_steps=100, max_steps=max_steps, dev_fraction=0.0, seed=0, mean_teacher=True,
+    LPN, and Mean Teacher unless told otherwise."""
+    cfg = TrainConfig(max_epochs=2, min_steps=100, max_steps=max_steps, dev_fraction=0.0, seed=0, mean_teacher=mean_teacher,
                       lossnet="lpn", patience=10**6, lpn_thread=lpn_thread, device=device, lpn_layers=lpn_layers)
     t = time.perf_counter()
     res = train_lasl(lab, pool, labels=labels, config=cfg)
@@ -61,7 +61,8 @@ def bench_lasl_round(records: Sequence[Record], test: Sequence[Record], threads:
                      lpn_layers: int = DEFAULT_LPN_LAYERS) -> dict[str, Any]:
     """One simulator round at 30% labeled (300 labeled + 700 unlabeled records), timed in its three parts,
     on one torch thread as a simulator run has. With ``threads`` ≥ 2 the loss net's backward runs on a second
-    thread (the simulator's ``--threads 2``), and the same run's first steps are also timed on one thread."""
+    thread (the simulator's ``--threads 2``), and the same run's first steps are also timed on one thread.
+The first steps of the same run without Mean Teacher (the backend's default) are timed too."""
     order = np.random.default_rng(0).permutation(len(records))
     n_lab = 30 if quick else 300
     lab = [records[i] for i in order[:n_lab]]
@@ -75,6 +76,8 @@ def bench_lasl_round(records: Sequence[Record], test: Sequence[Record], threads:
             _, t1, s1 = _fine_tune(lab, pool, labels, False, 5 if quick else 30, device, lpn_layers)
             out["one_thread_step_s"] = t1 / max(s1, 1)
             out["lpn_thread_speedup"] = out["one_thread_step_s"] / out["step_s"]
+        _, t0, s0 = _fine_tune(lab, pool, labels, threads >= 2, 5 if quick else 30, device, lpn_layers, mean_teacher=False)
+        out["step_s_without_mean_teacher"] = t0 / max(s0, 1)  # what a step costs the backend's default
         t = time.perf_counter()
         model.predict(pool, workers=threads)
         out["score_pool_s"] = time.perf_counter() - t

@@ -252,6 +252,8 @@ def _build_or_clone(labels: list[str], all_texts: list[str], base: NerModel | No
             model.lossnet = build_lossnet(cfg.lossnet, model.student.encoder, cfg.lpn_layers)
     if cfg.mean_teacher and model.teacher is None:
         model.teacher = make_teacher(model.student)
+    elif not cfg.mean_teacher and model.teacher is not None:  # a stale copy would only grow the checkpoint
+        model.teacher, model.serve = None, "student"
     return model.to(device)  # after the teacher's copy: it packs every LSTM's weights for cuDNN
 
 

@@ -167,3 +167,17 @@ def test_tagger_warmup_trains_the_tagger_alone_first(records):
     assert moved  # the tagger did
     t_before, t_after = init.model.teacher.state_dict(), warm.model.teacher.state_dict()
     assert any(not torch.equal(t_before[k], t_after[k]) for k in t_before)  # the EMA followed
+
+
+def test_turning_mean_teacher_off_drops_the_teacher_of_the_base_model(records):
+    """A project that switches Mean Teacher off serves its student and stops carrying (and growing) a stale
+    EMA copy in every checkpoint; switched back on, a fresh teacher starts from the student."""
+    base = dict(max_epochs=1, min_steps=0, dev_fraction=0.0, seed=1, lossnet="lpn")
+    with_teacher = train_lasl(records[:20], [r.text for r in records[20:30]], config=TrainConfig(**base, mean_teacher=True))
+    with_teacher.model.serve = "teacher"
+    off = train_lasl(records[:20], base=with_teacher.model, config=TrainConfig(**base, mean_teacher=False))
+    assert off.model.teacher is None and off.model.serve == "student" and off.served == "student"
+    assert with_teacher.model.teacher is not None  # the base version itself is left as it was
+    assert "consistency" not in off.history[0]
+    on = train_lasl(records[:20], [r.text for r in records[20:30]], base=off.model, config=TrainConfig(**base, mean_teacher=True))
+    assert on.model.teacher is not None and "consistency" in on.history[0]
