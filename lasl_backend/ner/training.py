@@ -247,13 +247,13 @@ def _build_or_clone(labels: list[str], all_texts: list[str], base: NerModel | No
         if base.labels != labels:
             raise TrainingError(f"the base model's labels {base.labels} differ from {labels}; train from scratch")
         model = base.clone()
+        if not cfg.mean_teacher and model.teacher is not None:  # a stale copy would only grow every checkpoint
+            model.teacher, model.serve = None, "student"
         model.extend_vocab(all_texts, _knowledge(cfg))
         if not lossnet_fits(model.lossnet, cfg.lossnet, cfg.lpn_layers):
             model.lossnet = build_lossnet(cfg.lossnet, model.student.encoder, cfg.lpn_layers)
     if cfg.mean_teacher and model.teacher is None:
         model.teacher = make_teacher(model.student)
-    elif not cfg.mean_teacher and model.teacher is not None:  # a stale copy would only grow the checkpoint
-        model.teacher, model.serve = None, "student"
     return model.to(device)  # after the teacher's copy: it packs every LSTM's weights for cuDNN
 
 
