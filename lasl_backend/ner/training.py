@@ -97,6 +97,9 @@ class TrainConfig:
     mean_teacher: bool = False
     ema_alpha: float = 0.999
     consistency_weight: float = 0.05
+    #: the last share of a run's steps whose student weights are averaged into the weights it serves
+    #: (0: the last step's weights; see ``_Stepper.average_in``)
+    average_tail: float = 0.0
     lossnet: str | None = None
     #: the LPN's Bi-LSTM layers (paper Table 6): 2 = the paper's serial encoder, 0 = its shared encoder
     lpn_layers: int = DEFAULT_LPN_LAYERS
@@ -208,6 +211,8 @@ def _check_inputs(labeled: Sequence[Record], cfg: TrainConfig) -> torch.device:
     """The device to train on, or a TrainingError that says why the run cannot start."""
     if not labeled:
         raise TrainingError("no labeled records to train on")
+    if not 0.0 <= cfg.average_tail < 1.0:
+        raise TrainingError(f"average_tail must be in [0, 1), got {cfg.average_tail}")
     try:
         return resolve_device(cfg.device)
     except ValueError as exc:
@@ -309,6 +314,10 @@ class _Stepper:
         split = cfg.lpn_thread and self.lossnet is not None and not cfg.lpn_backprop
         self.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpn-step") if split else None
         self.pending: Future | None = None  # the loss net's step running on the helper thread
+        #: the step after which every student is averaged in (``_Run`` sets it), the average and its count
+        self.average_from: int | None = None
+        self.average: torch.nn.Module | None = None
+        self.averaged = 0
 
     def step(self, losses: _PeriodLosses) -> None:
         """Forward every loss of this step, then one step of each optimizer and the EMA."""
@@ -331,7 +340,20 @@ class _Stepper:
             ema_update(self.teacher, self.student, cfg.ema_alpha, step=self.ema_step)
             self.ema_step += 1
         self.steps += 1
+        if self.average_from is not None and self.steps > self.average_from:
+            self.average_in()
         losses.task.append(float(nll.detach().mean()))
+
+    def average_in(self) -> None:
+        """Add the student's weights to the run's uniform tail average. With Adam's constant learning
+        rate the last step's weights jitter around the run's optimum; their mean sits closer to it,
+        and consecutive versions then differ by what the new labels taught, less by where the last
+        step happened to land."""
+        if self.average is None:
+            self.average, self.averaged = make_teacher(self.student), 1
+            return
+        ema_update(self.average, self.student, 1.0, step=self.averaged)  # α = k/(k+1): the running mean
+        self.averaged += 1
 
     def _ranking_loss(self, em: torch.Tensor, layers: list[torch.Tensor], mask: torch.Tensor, nll: torch.Tensor, losses: _PeriodLosses) -> torch.Tensor:
         """L_AL of the loss net's prediction against the true chunk losses (Eq. 5)."""
@@ -421,6 +443,8 @@ class _Run:
         self.n_periods = math.ceil(self.total_steps / self.period)
         self.history: list[dict[str, Any]] = []
         self.best = _BestPeriod()
+        if cfg.average_tail > 0:
+            stepper.average_from = self.total_steps - max(1, round(self.total_steps * cfg.average_tail))
 
     def run(self, progress: Progress | None, should_stop: Callable[[], bool] | None) -> bool:
         """Every period until the last, early stopping or the time budget; True when the budget ended it."""
@@ -490,7 +514,9 @@ def _finish(run: _Run, n_train: int, n_dev: int, out_of_time: bool, t0: float) -
     else:  # no dev set: the student. With α = 0.999 and rounds of ~100 steps the EMA teacher lags far
         # behind (measured in the simulator: it scored below random), so it serves only when it measures better
         model.serve = "student"
-    model.meta.update({"ema_step": run.stepper.ema_step, "train_config": run.cfg.to_dict(), "n_train_records": n_train})
+    averaged = _serve_average(run) if run.stepper.average is not None else 0
+    model.meta.update({"ema_step": run.stepper.ema_step, "train_config": run.cfg.to_dict(), "n_train_records": n_train,
+                       "averaged_steps": averaged})
     for m in model.modules():
         m.eval()
     return TrainResult(
@@ -504,6 +530,23 @@ def _finish(run: _Run, n_train: int, n_dev: int, out_of_time: bool, t0: float) -
         n_dev=n_dev,
         out_of_time=out_of_time,
     )
+
+
+def _serve_average(run: _Run) -> int:
+    """The student takes the tail average's weights: always without a dev set, with one only where the
+    average scores at least the kept period's dev F1 (the student's next run starts from them). Returns
+    the steps averaged into the served weights (0: the average lost on dev)."""
+    model, best, average = run.model, run.best, run.stepper.average
+    assert average is not None
+    if run.dev_recs:
+        f1 = evaluate_model(model, run.dev_recs, tagger=average)["micro"]["f1"]
+        run.history[-1]["average_f1"] = f1
+        if f1 < best.f1:
+            return 0
+        best.f1 = f1
+    model.student.load_state_dict(average.state_dict())
+    model.serve = "student"
+    return run.stepper.averaged
 
 
 def _snapshot(model: NerModel) -> dict[str, Any]:

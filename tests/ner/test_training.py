@@ -181,3 +181,57 @@ def test_turning_mean_teacher_off_drops_the_teacher_of_the_base_model(records):
     assert "consistency" not in off.history[0]
     on = train_lasl(records[:20], [r.text for r in records[20:30]], base=off.model, config=TrainConfig(**base, mean_teacher=True))
     assert on.model.teacher is not None and "consistency" in on.history[0]
+
+
+def _student_after_every_step(monkeypatch) -> list[dict[str, torch.Tensor]]:
+    """A record of the student's weights after each optimizer step of the next run."""
+    from lasl_backend.ner import training
+
+    seen: list[dict[str, torch.Tensor]] = []
+    real = training._Stepper.step
+
+    def spy(self, losses):
+        real(self, losses)
+        seen.append({k: v.detach().clone() for k, v in self.student.named_parameters()})
+
+    monkeypatch.setattr(training._Stepper, "step", spy)
+    return seen
+
+
+def test_the_served_weights_are_the_mean_of_the_run_s_last_steps(records, monkeypatch):
+    seen = _student_after_every_step(monkeypatch)
+    cfg = TrainConfig(max_epochs=1, min_steps=12, dev_fraction=0.0, seed=2, average_tail=0.25, char_vectors="none")
+    res = train_lasl(records[:20], config=cfg)
+    assert len(seen) == 12 and res.model.meta["averaged_steps"] == 3
+    served = dict(res.model.student.named_parameters())
+    for name, p in served.items():
+        mean = torch.stack([s[name] for s in seen[-3:]]).mean(0)
+        torch.testing.assert_close(p.detach(), mean, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(p.detach(), seen[-1][name]) for name, p in served.items())  # not the last step's
+
+
+def test_without_averaging_the_last_step_serves(records, monkeypatch):
+    seen = _student_after_every_step(monkeypatch)
+    res = train_lasl(records[:20], config=TrainConfig(max_epochs=1, min_steps=12, dev_fraction=0.0, seed=2, char_vectors="none"))
+    assert res.model.meta["averaged_steps"] == 0
+    for name, p in res.model.student.named_parameters():
+        assert torch.equal(p.detach(), seen[-1][name])
+
+
+def test_with_a_dev_set_the_average_serves_only_where_it_scores_at_least_the_kept_period(records, monkeypatch):
+    from lasl_backend.ner import training
+
+    scores = iter([0.5, 0.4])  # the one period's student, then the average: the average loses
+    monkeypatch.setattr(training, "evaluate_model", lambda *a, **k: {"micro": {"f1": next(scores)}})
+    cfg = TrainConfig(max_epochs=1, min_steps=8, seed=2, average_tail=0.5, char_vectors="none")
+    res = train_lasl(records[:20], config=cfg, dev=records[20:30])
+    assert res.model.meta["averaged_steps"] == 0 and res.dev_f1 == 0.5 and res.history[-1]["average_f1"] == 0.4
+    scores = iter([0.5, 0.6])  # now it wins and its F1 is the run's
+    res = train_lasl(records[:20], config=cfg, dev=records[20:30])
+    assert res.model.meta["averaged_steps"] == 4 and res.dev_f1 == 0.6
+
+
+def test_a_tail_share_outside_0_to_1_is_refused(records):
+    for bad in (-0.1, 1.0):
+        with pytest.raises(TrainingError, match="average_tail"):
+            train_lasl(records[:5], config=TrainConfig(max_epochs=1, min_steps=1, average_tail=bad, char_vectors="none"))
