@@ -317,6 +317,11 @@ class Settings(BaseSettings):
         0.7, "LASL_FIRST_RUN_WARMUP", "Share of a project's first run's time budget that trains the tagger alone (no loss net, "
         "no Mean Teacher): a first version with usable entities within the budget. 0 = joint from the start.",
         between(0.0, 1.0, what="a fraction"))
+    average_tail: float = setting(
+        0.0, "LASL_AVERAGE_TAIL", "Share of each run's last steps (or, under LASL_TRAIN_SECONDS, of its time budget) whose "
+        "tagger weights are averaged into the version it publishes; 0 = the last step's weights. With a dev split the "
+        "average publishes only where it scores at least the run's best period (docs/results.md, \"Averaged weights\").",
+        between(0.0, 0.9, what="a fraction"))
     continue_runs: int = setting(
         5, "LASL_CONTINUE_RUNS", "Follow-up runs, in a row, after a run that used its whole budget while its dev F1 still rose "
         "(each publishes a version); 0 = none.", between(0, 1000))

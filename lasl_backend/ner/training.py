@@ -340,9 +340,19 @@ class _Stepper:
             ema_update(self.teacher, self.student, cfg.ema_alpha, step=self.ema_step)
             self.ema_step += 1
         self.steps += 1
-        if self.average_from is not None and self.steps > self.average_from:
+        if self._in_tail():
             self.average_in()
         losses.task.append(float(nll.detach().mean()))
+
+    def _in_tail(self) -> bool:
+        """Whether this step is in the averaged tail: by steps, or by the clock where a time budget may
+        end the run before its last steps (the live backend's runs)."""
+        if self.average_from is None:
+            return False
+        if self.steps > self.average_from:
+            return True
+        budget = self.cfg.max_seconds
+        return budget is not None and time.perf_counter() - self.t0 > (1.0 - self.cfg.average_tail) * budget
 
     def average_in(self) -> None:
         """Add the student's weights to the run's uniform tail average. With Adam's constant learning

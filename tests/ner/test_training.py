@@ -235,3 +235,14 @@ def test_a_tail_share_outside_0_to_1_is_refused(records):
     for bad in (-0.1, 1.0):
         with pytest.raises(TrainingError, match="average_tail"):
             train_lasl(records[:5], config=TrainConfig(max_epochs=1, min_steps=1, average_tail=bad, char_vectors="none"))
+
+
+def test_a_run_cut_by_its_time_budget_still_averages_its_last_seconds(records, monkeypatch):
+    from lasl_backend.ner import training
+
+    clock = iter(range(10**6))  # every clock read is one second later
+    monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
+    cfg = TrainConfig(max_epochs=1, min_steps=10**4, dev_fraction=0.0, seed=2, average_tail=0.5, max_seconds=40, char_vectors="none")
+    res = train_lasl(records[:20], config=cfg)
+    assert res.out_of_time and res.steps < 10**4
+    assert 0 < res.model.meta["averaged_steps"] < res.steps
