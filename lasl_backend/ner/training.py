@@ -355,10 +355,10 @@ class _Stepper:
         return budget is not None and time.perf_counter() - self.t0 > (1.0 - self.cfg.average_tail) * budget
 
     def average_in(self) -> None:
-        """Add the student's weights to the run's uniform tail average. With Adam's constant learning
-        rate the last step's weights jitter around the run's optimum; their mean sits closer to it,
-        and consecutive versions then differ by what the new labels taught, less by where the last
-        step happened to land."""
+        """Add the student's weights to the run's uniform tail average: with Adam's constant learning
+        rate the last step's weights jitter around where the run heads, and their mean is steadier.
+        Replayed on the queue it did not raise F1, as runs of two epochs per version still move
+        (docs/results.md, "Averaged weights"), so it is off by default."""
         if self.average is None:
             self.average, self.averaged = make_teacher(self.student), 1
             return
