@@ -340,6 +340,8 @@ def _simulate_parser(sub: Any) -> None:
                    help="DBS's Λ_t schedule, as the backend's LASL_SCHEDULE (pool_confidence_per_char: the pool's per-character confidence)")
     s.add_argument("--average-tail", type=float, default=0.0,
                    help="serve each version with its student's weights averaged over this last share of the run's steps (0: the last step's)")
+    s.add_argument("--anneal-tail", type=float, default=0.0,
+                   help="let the learning rate fall linearly to 0 over this last share of each version's steps (0: constant)")
     s.add_argument("--dev-records", type=int, default=0, help="training records kept out of the pool and scored every round (dev_f1), to choose variants on")
     _knowledge_options(s, _sim_settings)
     s.set_defaults(func=cmd_simulate)

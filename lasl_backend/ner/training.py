@@ -100,6 +100,9 @@ class TrainConfig:
     #: the last share of a run's steps whose student weights are averaged into the weights it serves
     #: (0: the last step's weights; see ``_Stepper.average_in``)
     average_tail: float = 0.0
+    #: the last share of a run's steps over which the tagger's learning rate falls linearly to 0 (0: constant;
+    #: see ``_Stepper.anneal``)
+    anneal_tail: float = 0.0
     lossnet: str | None = None
     #: the LPN's Bi-LSTM layers (paper Table 6): 2 = the paper's serial encoder, 0 = its shared encoder
     lpn_layers: int = DEFAULT_LPN_LAYERS
@@ -211,8 +214,10 @@ def _check_inputs(labeled: Sequence[Record], cfg: TrainConfig) -> torch.device:
     """The device to train on, or a TrainingError that says why the run cannot start."""
     if not labeled:
         raise TrainingError("no labeled records to train on")
-    if not 0.0 <= cfg.average_tail < 1.0:
-        raise TrainingError(f"average_tail must be in [0, 1), got {cfg.average_tail}")
+    for name in ("average_tail", "anneal_tail"):
+        share = getattr(cfg, name)
+        if not 0.0 <= share < 1.0:
+            raise TrainingError(f"{name} must be in [0, 1), got {share}")
     try:
         return resolve_device(cfg.device)
     except ValueError as exc:
@@ -314,8 +319,11 @@ class _Stepper:
         split = cfg.lpn_thread and self.lossnet is not None and not cfg.lpn_backprop
         self.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpn-step") if split else None
         self.pending: Future | None = None  # the loss net's step running on the helper thread
-        #: the step after which every student is averaged in (``_Run`` sets it), the average and its count
+        #: the run's planned steps, the steps after which every student is averaged in and the learning
+        #: rate anneals (``_Run`` sets them), the average and its count
+        self.total_steps = 0
         self.average_from: int | None = None
+        self.anneal_from: int | None = None
         self.average: torch.nn.Module | None = None
         self.averaged = 0
 
@@ -335,24 +343,36 @@ class _Stepper:
                 loss = loss + cfg.lpn_weight * l_al
         if self.teacher is not None and self.unlabeled is not None and not warm:
             loss = loss + cfg.consistency_weight * self._consistency_loss(losses)
+        self.anneal()
         self._optimizer_steps(loss, warm)
         if self.teacher is not None:
             ema_update(self.teacher, self.student, cfg.ema_alpha, step=self.ema_step)
             self.ema_step += 1
         self.steps += 1
-        if self._in_tail():
+        if self._tail_progress(self.average_from, self.cfg.average_tail) is not None:
             self.average_in()
         losses.task.append(float(nll.detach().mean()))
 
-    def _in_tail(self) -> bool:
-        """Whether this step is in the averaged tail: by steps, or by the clock where a time budget may
-        end the run before its last steps (the live backend's runs)."""
-        if self.average_from is None:
-            return False
-        if self.steps > self.average_from:
-            return True
+    def _tail_progress(self, from_step: int | None, share: float) -> float | None:
+        """How far the run is into its last ``share`` (above 0 once in it, 1 at its end): by steps, or by
+        the clock where a time budget may end the run before its last steps (the live backend's runs).
+        None before the tail, or without one."""
+        if from_step is None:
+            return None
+        progress = (self.steps - from_step) / max(1, self.total_steps - from_step)
         budget = self.cfg.max_seconds
-        return budget is not None and time.perf_counter() - self.t0 > (1.0 - self.cfg.average_tail) * budget
+        if budget is not None:
+            progress = max(progress, (time.perf_counter() - self.t0 - (1.0 - share) * budget) / (share * budget))
+        return min(progress, 1.0) if progress > 0 else None
+
+    def anneal(self) -> None:
+        """The tagger's learning rate for the next step: constant, then falling linearly to 0 over the
+        annealed tail. A run ends near a minimum instead of jittering around it at Adam's full step size,
+        and the next version's run starts again at the full rate."""
+        progress = self._tail_progress(self.anneal_from, self.cfg.anneal_tail)
+        lr = self.cfg.lr * (1.0 - progress) if progress is not None else self.cfg.lr
+        for group in self.opt.param_groups:
+            group["lr"] = lr
 
     def average_in(self) -> None:
         """Add the student's weights to the run's uniform tail average: with Adam's constant learning
@@ -453,8 +473,11 @@ class _Run:
         self.n_periods = math.ceil(self.total_steps / self.period)
         self.history: list[dict[str, Any]] = []
         self.best = _BestPeriod()
+        stepper.total_steps = self.total_steps
         if cfg.average_tail > 0:
             stepper.average_from = self.total_steps - max(1, round(self.total_steps * cfg.average_tail))
+        if cfg.anneal_tail > 0:
+            stepper.anneal_from = self.total_steps - max(1, round(self.total_steps * cfg.anneal_tail))
 
     def run(self, progress: Progress | None, should_stop: Callable[[], bool] | None) -> bool:
         """Every period until the last, early stopping or the time budget; True when the budget ended it."""

@@ -202,7 +202,8 @@ def fine_tune(rp: Replay, state: RunState, rnd_seed: int, labeled: list[Record],
                       dev_fraction=0.0, seed=rnd_seed, encoder=s.encoder, mean_teacher=rp.mean_teacher, lossnet=rp.lossnet,
                       patience=10**6, lpn_thread=s.threads >= 2, device=s.device, lpn_layers=s.lpn_layers,
                       char_vectors=s.char_vectors, lexicon_sources=s.lexicon_sources, lexicon=s.lexicon, bigrams=s.bigrams,
-                      knowledge_cache=s.knowledge_cache, average_tail=s.average_tail)
+                      knowledge_cache=s.knowledge_cache, average_tail=s.average_tail,
+                      anneal_tail=s.anneal_tail)
     state.model = train_lasl(labeled, unlabeled, labels=rp.labels, config=cfg, base=state.model).model
 
 

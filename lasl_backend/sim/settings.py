@@ -99,6 +99,8 @@ class SimSettings:
     schedule: str = "pool_confidence"
     #: the last share of each run's steps averaged into the weights it serves (``TrainConfig.average_tail``)
     average_tail: float = 0.0
+    #: the last share of each run's steps over which the learning rate falls to 0 (``TrainConfig.anneal_tail``)
+    anneal_tail: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -108,12 +110,12 @@ class SimSettings:
 COMPARED_KEYS = ("data", "init", "step", "encoder", "normalize_length", "loss_reduction", "round_epochs",
                  "first_round_min_steps", "round_min_steps", "max_test", "device", "lpn_layers", "char_vectors",
                  "lexicon_sources", "lexicon", "bigrams", "serving", "train_every", "lag", "annotators",
-                 "dev_records", "schedule", "average_tail")
+                 "dev_records", "schedule", "average_tail", "anneal_tail")
 #: what a settings record written before a key existed was made with: the plain sum of chunk scores, on the
 #: CPU, with the paper's 2-layer LPN, from random character rows without lexicon or bigrams
 _UNRECORDED = {"loss_reduction": "sum", "device": "cpu", "lpn_layers": 2, "char_vectors": "none", "lexicon_sources": "",
                "lexicon": None, "bigrams": False, "serving": "batch", "train_every": 10, "lag": 0, "annotators": 1, "dev_records": 0,
-               "schedule": "pool_confidence", "average_tail": 0.0}
+               "schedule": "pool_confidence", "average_tail": 0.0, "anneal_tail": 0.0}
 
 
 def device_type(name: str) -> str:

@@ -85,8 +85,9 @@ def _settings_from_args(args: argparse.Namespace) -> SimSettings:
         raise ValueError(f"--lag {args.lag} must be below --train-every {args.train_every}")
     if args.dev_records < 0:
         raise ValueError("--dev-records must be >= 0")
-    if not 0.0 <= args.average_tail < 1.0:
-        raise ValueError(f"--average-tail {args.average_tail} must be in [0, 1)")
+    for option, share in (("--average-tail", args.average_tail), ("--anneal-tail", args.anneal_tail)):
+        if not 0.0 <= share < 1.0:
+            raise ValueError(f"{option} {share} must be in [0, 1)")
     if args.max_chars is not None and args.max_chars < 1:
         raise ValueError("--max-chars must be >= 1")
     if args.schedule not in SCHEDULES:
@@ -100,6 +101,7 @@ def _settings_from_args(args: argparse.Namespace) -> SimSettings:
         bigrams=args.bigrams, knowledge_cache=args.knowledge_cache, serving=args.serving, train_every=args.train_every,
         lag=args.lag, annotators=args.annotators, stop_set=args.stop_set, max_chars=args.max_chars,
         dev_records=args.dev_records, schedule=args.schedule, average_tail=args.average_tail,
+        anneal_tail=args.anneal_tail,
     )
 
 

@@ -232,9 +232,53 @@ def test_with_a_dev_set_the_average_serves_only_where_it_scores_at_least_the_kep
 
 
 def test_a_tail_share_outside_0_to_1_is_refused(records):
-    for bad in (-0.1, 1.0):
-        with pytest.raises(TrainingError, match="average_tail"):
-            train_lasl(records[:5], config=TrainConfig(max_epochs=1, min_steps=1, average_tail=bad, char_vectors="none"))
+    for name in ("average_tail", "anneal_tail"):
+        for bad in (-0.1, 1.0):
+            with pytest.raises(TrainingError, match=name):
+                train_lasl(records[:5], config=TrainConfig(max_epochs=1, min_steps=1, char_vectors="none", **{name: bad}))
+
+
+def _learning_rate_of_every_step(monkeypatch) -> list[float]:
+    from lasl_backend.ner import training
+
+    rates: list[float] = []
+    real = training._Stepper._optimizer_steps
+
+    def spy(self, loss, warm):
+        rates.append(self.opt.param_groups[0]["lr"])
+        real(self, loss, warm)
+
+    monkeypatch.setattr(training._Stepper, "_optimizer_steps", spy)
+    return rates
+
+
+def test_the_annealed_tail_lowers_the_learning_rate_linearly_to_near_zero(records, monkeypatch):
+    rates = _learning_rate_of_every_step(monkeypatch)
+    cfg = TrainConfig(max_epochs=1, min_steps=12, dev_fraction=0.0, seed=2, anneal_tail=0.25, char_vectors="none")
+    train_lasl(records[:20], config=cfg)
+    lr = cfg.lr
+    assert rates[:10] == [lr] * 10  # constant until the last 3 steps
+    assert rates[9:] == pytest.approx([lr, lr * 2 / 3, lr / 3])
+
+
+def test_without_annealing_the_learning_rate_stays_constant(records, monkeypatch):
+    rates = _learning_rate_of_every_step(monkeypatch)
+    cfg = TrainConfig(max_epochs=1, min_steps=12, dev_fraction=0.0, seed=2, char_vectors="none")
+    train_lasl(records[:20], config=cfg)
+    assert rates == [cfg.lr] * 12
+
+
+def test_a_run_cut_by_its_time_budget_anneals_over_its_last_seconds(records, monkeypatch):
+    from lasl_backend.ner import training
+
+    rates = _learning_rate_of_every_step(monkeypatch)
+    clock = iter(range(10**6))  # every clock read is one second later
+    monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
+    cfg = TrainConfig(max_epochs=1, min_steps=10**4, dev_fraction=0.0, seed=2, anneal_tail=0.5, max_seconds=40, char_vectors="none")
+    res = train_lasl(records[:20], config=cfg)
+    assert res.out_of_time and len(rates) == res.steps < 10**4
+    assert rates[0] == cfg.lr and rates[-1] < 0.5 * cfg.lr
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
 
 
 def test_a_run_cut_by_its_time_budget_still_averages_its_last_seconds(records, monkeypatch):
