@@ -258,6 +258,8 @@ def _train_parser(sub: Any) -> None:
     add_option(t, "--mean-teacher", _train_config, action="store_true", help="Mean-Teacher training (needs no extra data: uses the training text)")
     add_option(t, "--average-tail", _train_config, type=float, metavar="SHARE",
                help="serve the tagger's weights averaged over this last share of the run's steps (0: the last step's; with a dev split, only where the average scores at least as well)")
+    add_option(t, "--anneal-tail", _train_config, type=float, metavar="SHARE",
+               help="let the learning rate fall linearly to 0 over this last share of the run's steps (0: constant)")
     add_option(t, "--lossnet", _train_config, choices=["lpn", "learning_loss"])
     add_option(t, "--lpn-layers", _train_config, help=LPN_LAYERS_HELP, **LPN_CHOICES)
     t.add_argument("--threads", type=_threads, default=None, help="torch threads for the whole run (default: torch's own)")

@@ -322,6 +322,10 @@ class Settings(BaseSettings):
         "tagger weights are averaged into the version it publishes; 0 = the last step's weights. With a dev split the "
         "average publishes only where it scores at least the run's best period (docs/results.md, \"Averaged weights\").",
         between(0.0, 0.9, what="a fraction"))
+    anneal_tail: float = setting(
+        0.0, "LASL_ANNEAL_TAIL", "Share of each run's last steps (or, under LASL_TRAIN_SECONDS, of its time budget) over which "
+        "the tagger's learning rate falls linearly to 0; 0 = a constant rate (docs/results.md, \"Annealed learning rate\").",
+        between(0.0, 0.9, what="a fraction"))
     continue_runs: int = setting(
         5, "LASL_CONTINUE_RUNS", "Follow-up runs, in a row, after a run that used its whole budget while its dev F1 still rose "
         "(each publishes a version); 0 = none.", between(0, 1000))

@@ -65,9 +65,10 @@ def test_train_defaults_are_train_configs() -> None:
 def test_train_options_set_their_fields() -> None:
     args = parse("train", "--train", "t.jsonl", "--out", "m", "--epochs", "3", "--lr", "0.01", "--mean-teacher",
                  "--lossnet", "lpn", "--lpn-layers", "1", "--dev-fraction", "0.2", "--batch-size", "4", "--max-len", "50",
-                 "--patience", "2", "--seed", "9", "--encoder", "bert-dir", "--device", "cuda:1", "--average-tail", "0.3")
+                 "--patience", "2", "--seed", "9", "--encoder", "bert-dir", "--device", "cuda:1", "--average-tail", "0.3",
+                 "--anneal-tail", "0.4")
     want = dict(max_epochs=3, lr=0.01, mean_teacher=True, lossnet="lpn", lpn_layers=1, dev_fraction=0.2, batch_size=4,
-                max_len=50, patience=2, seed=9, encoder="bert-dir", device="cuda:1", average_tail=0.3)
+                max_len=50, patience=2, seed=9, encoder="bert-dir", device="cuda:1", average_tail=0.3, anneal_tail=0.4)
     assert cli.train_config(args) == TrainConfig(**want)
 
 

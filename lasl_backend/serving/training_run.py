@@ -95,6 +95,7 @@ def train_config(settings: Settings, first_run: bool = False) -> TrainConfig:
         encoder=s.encoder,
         mean_teacher=s.mean_teacher,
         average_tail=s.average_tail,
+        anneal_tail=s.anneal_tail,
         lossnet="lpn",
         lpn_layers=s.lpn_layers,
         max_seconds=s.train_seconds or None,

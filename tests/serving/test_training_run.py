@@ -247,5 +247,6 @@ def test_train_config_comes_from_the_settings_alone(tmp_path: Path, fake: FakeLa
     assert first.mean_teacher and first.lossnet == "lpn" and first.encoder == "char" and first.device == "cpu"
     assert not train_config(settings(tmp_path, fake, mean_teacher=False)).mean_teacher
     assert train_config(settings(tmp_path, fake, average_tail=0.25)).average_tail == 0.25
+    assert train_config(settings(tmp_path, fake, anneal_tail=0.4)).anneal_tail == 0.4
     assert train_config(s).tagger_warmup_seconds == 0.0
     assert train_config(settings(tmp_path, fake)).max_steps == 2

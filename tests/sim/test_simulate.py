@@ -92,13 +92,14 @@ def test_the_loss_baselines_reduction_is_a_setting_of_the_directory(data_dir, tm
     assert main(base + ["--loss-reduction", "sum"]) == 0
 
 
-def test_averaged_weights_are_a_setting_of_the_directory(data_dir, tmp_path, capsys):
+@pytest.mark.parametrize("option, key", [("--average-tail", "average_tail"), ("--anneal-tail", "anneal_tail")])
+def test_the_training_tail_is_a_setting_of_the_directory(data_dir, tmp_path, capsys, option, key):
     out = tmp_path / "sim"
     base = ["simulate", "--data", str(data_dir), "--strategies", "random", "--seeds", "0", "--init", "0.1", "--step", "0.1",
             "--rounds", "1", "--out", str(out), "--first-round-steps", "4", "--round-steps", "2", "--epochs-per-round", "1"]
-    assert main(base + ["--average-tail", "0.5"]) == 0
-    assert json.loads((out / "settings.json").read_text())["average_tail"] == 0.5
-    assert main(base) == 2  # the last step's weights and averaged ones would mix in one directory
+    assert main(base + [option, "0.5"]) == 0
+    assert json.loads((out / "settings.json").read_text())[key] == 0.5
+    assert main(base) == 2  # runs trained one way and the other would mix in one directory
     assert "other settings" in capsys.readouterr().err
 
 
@@ -114,6 +115,8 @@ def test_averaged_weights_are_a_setting_of_the_directory(data_dir, tmp_path, cap
     (["--init", "1.5"], "fractions"),
     (["--average-tail", "1"], "--average-tail"),
     (["--average-tail", "-0.2"], "--average-tail"),
+    (["--anneal-tail", "1"], "--anneal-tail"),
+    (["--anneal-tail", "-0.2"], "--anneal-tail"),
 ])
 def test_simulate_bad_options(data_dir, tmp_path, capsys, argv, msg):
     rc = main(["simulate", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--rounds", "0"] + argv)
