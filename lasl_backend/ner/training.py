@@ -368,7 +368,9 @@ class _Stepper:
     def anneal(self) -> None:
         """The tagger's learning rate for the next step: constant, then falling linearly to 0 over the
         annealed tail. A run ends near a minimum instead of jittering around it at Adam's full step size,
-        and the next version's run starts again at the full rate."""
+        and the next version's run starts again at the full rate. Replayed on the queue it left F1 where it
+        was and made consecutive versions agree early, so the stop rule fired too soon (docs/results.md,
+        "Annealed learning rate"); it is off by default."""
         progress = self._tail_progress(self.anneal_from, self.cfg.anneal_tail)
         lr = self.cfg.lr * (1.0 - progress) if progress is not None else self.cfg.lr
         for group in self.opt.param_groups:
