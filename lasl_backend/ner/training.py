@@ -463,6 +463,11 @@ class _BestPeriod:
             self.epoch = epoch
 
 
+def _tail_start(total_steps: int, share: float) -> int | None:
+    """The step after which a run's last ``share`` begins (at least one step long); None without a tail."""
+    return total_steps - max(1, round(total_steps * share)) if share > 0 else None
+
+
 class _Run:
     """A run's periods: steps, a history row each, the dev evaluation, early stopping and the time budget."""
 
@@ -476,10 +481,8 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.best = _BestPeriod()
         stepper.total_steps = self.total_steps
-        if cfg.average_tail > 0:
-            stepper.average_from = self.total_steps - max(1, round(self.total_steps * cfg.average_tail))
-        if cfg.anneal_tail > 0:
-            stepper.anneal_from = self.total_steps - max(1, round(self.total_steps * cfg.anneal_tail))
+        stepper.average_from = _tail_start(self.total_steps, cfg.average_tail)
+        stepper.anneal_from = _tail_start(self.total_steps, cfg.anneal_tail)
 
     def run(self, progress: Progress | None, should_stop: Callable[[], bool] | None) -> bool:
         """Every period until the last, early stopping or the time budget; True when the budget ended it."""
