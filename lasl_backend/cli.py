@@ -1,4 +1,4 @@
-"""The ``lasl`` command: train, evaluate, bench, simulate, serve.
+"""The ``lasl`` command: train, evaluate, convert, bench, simulate, knowledge, serve.
 
 Errors the user can fix (a missing file, a bad record, a bad option) print one line on stderr and
 exit with status 2; they never end in a traceback.
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .data import DataError, read_jsonl
+from .data import DataError
 from .metrics import entity_prf
 
 log = logging.getLogger("lasl")
@@ -150,8 +150,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg.knowledge()  # unknown lexicon sources or char vectors: now, not after the data is read
     if cfg.lexicon:
         check_term_file(cfg.lexicon)  # a bad line: its file and line
-    train = read_jsonl(args.train)
-    dev = read_jsonl(args.dev) if args.dev else None
+    train = _load(args, args.train).records
+    dev = _load(args, args.dev).records if args.dev else None
     held_out = f", dev {len(dev)} from {args.dev}" if dev else f", dev {cfg.dev_fraction:.0%} held out"
     print(f"training on {len(train)} records from {args.train}{held_out}", file=sys.stderr)
 
@@ -172,6 +172,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_options(args: argparse.Namespace) -> Any:
+    from .formats import ReadOptions
+
+    config = None
+    if args.label_config is not None:
+        try:
+            config = args.label_config.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{args.label_config}: cannot read the label config ({exc.strerror})") from None
+    return ReadOptions(text_key=args.text_key, label_config=config, end=args.end)
+
+
+def _load(args: argparse.Namespace, path: Path) -> Any:
+    """The records of ``path`` in ``--format``, with what was left out said on stderr."""
+    from .formats import read_records
+
+    loaded = read_records(path, args.format, _read_options(args))
+    for note in loaded.notes:
+        print(f"{path}: {note}", file=sys.stderr)
+    for why in loaded.skipped[:MAX_SKIPPED_SHOWN]:
+        print(f"left out: {why}", file=sys.stderr)
+    if len(loaded.skipped) > MAX_SKIPPED_SHOWN:
+        print(f"left out: ... and {len(loaded.skipped) - MAX_SKIPPED_SHOWN} more", file=sys.stderr)
+    return loaded
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .formats.convert import write_converted
+
+    summary = write_converted(_load(args, args.input), args.out, args.test_share, args.seed)
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
 def _print_report(report: dict[str, Any], n: int, seconds: float) -> None:
     m = report["micro"]
     print(f"{n} records in {seconds:.1f}s")
@@ -189,7 +223,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         model = NerModel.load(args.model, device=args.device)
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
-    data = read_jsonl(args.data)
+    data = _load(args, args.data).records
     t0 = time.perf_counter()
     preds = model.predict([r.text for r in data], with_lossnet=False)
     report = entity_prf([r.entities for r in data], [p.entities for p in preds])  # type: ignore[misc]
@@ -242,11 +276,26 @@ DEVICE_HELP = "cpu, cuda, cuda:N or mps"
 LPN_CHOICES: dict[str, Any] = {"type": int, "choices": range(4), "metavar": "{0,1,2,3}"}
 
 
+MAX_SKIPPED_SHOWN = 10
+FORMAT_HELP = ("jsonl: this package's records; label-studio: a Label Studio JSON or JSON-MIN export; bio: a character "
+               "and its tag per line; spans: JSON records with span lists (CMeEE, CLUENER, Yidu-S4K); auto: told from the content")
+
+
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    """How annotated files are read (docs/data.md): the same options wherever a command reads one."""
+    parser.add_argument("--format", default="auto", choices=("auto", "jsonl", "label-studio", "bio", "spans"), help=FORMAT_HELP)
+    parser.add_argument("--text-key", help="the task or record field that holds the text (default: found by name)")
+    parser.add_argument("--label-config", type=Path, metavar="XML",
+                        help="a Label Studio export's labeling config: which Labels control and which labels to read")
+    parser.add_argument("--end", default="auto", choices=("auto", "exclusive", "inclusive"),
+                        help="spans: whether an end offset points past the entity or at its last character (auto: checked on the mention strings)")
+
+
 def _train_parser(sub: Any) -> None:
-    t = sub.add_parser("train", help="train a tagger on a JSONL file", formatter_class=HelpFormatter)
-    t.add_argument("--train", required=True, type=Path, help="JSONL with id, text, entities")
+    t = sub.add_parser("train", help="train a tagger on annotated records", formatter_class=HelpFormatter)
+    t.add_argument("--train", required=True, type=Path, help="annotated records in any --format")
     t.add_argument("--out", required=True, type=Path, help="checkpoint directory (written atomically)")
-    t.add_argument("--dev", type=Path, help="JSONL dev set for early stopping (default: hold out --dev-fraction)")
+    t.add_argument("--dev", type=Path, help="a dev set for early stopping, in the same --format (default: hold out --dev-fraction)")
     add_option(t, "--dev-fraction", _train_config, type=float, help="share of --train held out when there is no --dev")
     add_option(t, "--encoder", _train_config, help="'char' (from scratch) or a local directory / hub id of a BERT-like model")
     add_option(t, "--epochs", _train_config, dest="max_epochs", type=int, metavar="EPOCHS", help="maximum epochs (early stopping on dev F1)")
@@ -265,6 +314,7 @@ def _train_parser(sub: Any) -> None:
     t.add_argument("--threads", type=_threads, default=None, help="torch threads for the whole run (default: torch's own)")
     add_option(t, "--device", _train_config, help=DEVICE_HELP)
     _knowledge_options(t, _train_config)
+    _input_options(t)
     t.set_defaults(func=cmd_train)
 
 
@@ -279,13 +329,24 @@ def _knowledge_options(parser: argparse.ArgumentParser, source: Callable[[], typ
 
 
 def _evaluate_parser(sub: Any) -> None:
-    e = sub.add_parser("evaluate", help="strict entity-level P/R/F1 of a checkpoint on a JSONL file")
+    e = sub.add_parser("evaluate", help="strict entity-level P/R/F1 of a checkpoint on annotated records")
     e.add_argument("--model", required=True, type=Path)
-    e.add_argument("--data", required=True, type=Path)
+    e.add_argument("--data", required=True, type=Path, help="annotated records in any --format")
+    _input_options(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--threads", type=_threads, default=None, help="torch threads (1 is as fast for this Bi-LSTM and immune to a busy machine)")
     e.add_argument("--device", default="cpu", help=DEVICE_HELP)
     e.set_defaults(func=cmd_evaluate)
+
+
+def _convert_parser(sub: Any) -> None:
+    c = sub.add_parser("convert", help="another tool's annotated file as JSONL records (or a train/test pair for lasl simulate)")
+    c.add_argument("input", type=Path, help="annotated records in any --format")
+    c.add_argument("--out", required=True, type=Path, help="the JSONL file; with --test-share, a directory for train.jsonl and test.jsonl")
+    c.add_argument("--test-share", type=float, help="split the records at random: this share into test.jsonl, the rest into train.jsonl")
+    c.add_argument("--seed", type=int, default=0, help="the split's shuffle")
+    _input_options(c)
+    c.set_defaults(func=cmd_convert)
 
 
 def _bench_parser(sub: Any) -> None:
@@ -301,7 +362,10 @@ def _bench_parser(sub: Any) -> None:
     b.set_defaults(func=cmd_bench)
 
 
-def _all_data_f1(text: str) -> float:
+def _all_data_f1(text: str) -> float | str:
+    """``--full-f1``: an F1, or ``train`` (the simulator trains the all-data model once)."""
+    if text == "train":
+        return text
     from .sim.effort import all_data_f1  # numpy: imported only when the option is given
 
     return all_data_f1(text)
@@ -325,7 +389,8 @@ def _simulate_parser(sub: Any) -> None:
     add_option(s, "--round-steps", _sim_settings, "round_min_steps", type=int, help="minimum optimizer steps per fine-tuning round")
     s.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     add_option(s, "--threads", _sim_settings, type=int, help="cores per run: 2 trains the loss net on a second thread and scores the pool in 2 batches at once (same results)")
-    add_option(s, "--full-f1", _sim_settings, type=_all_data_f1, help="all-data F1 for the dashed line and the 95%/98% lines")
+    add_option(s, "--full-f1", _sim_settings, type=_all_data_f1, help="all-data F1 for the dashed line and the 90/95/98% lines, or 'train': train the default model on the whole pool once "
+                    "(all_data.json in --out, which the stopping report reads too)")
     add_option(s, "--device", _sim_settings, help=DEVICE_HELP + " (one --out holds runs of one device type)")
     s.add_argument("--report-only", action="store_true", help="only rewrite results.csv/json and the PNG from the saved state")
     add_option(s, "--max-test", _sim_settings, type=int, help="evaluate on the first N test records only (smoke runs)")
@@ -370,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lasl", description="Chinese EMR NER with LASL active learning, served to Label Studio")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_train_parser, _evaluate_parser, _bench_parser, _simulate_parser, _knowledge_parser, _serve_parser):
+    for add in (_train_parser, _evaluate_parser, _convert_parser, _bench_parser, _simulate_parser, _knowledge_parser, _serve_parser):
         add(sub)
     return p
 

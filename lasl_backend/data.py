@@ -55,6 +55,24 @@ def validate_entities(text: str, entities: Iterable[Entity], where: str = "recor
     return ents
 
 
+def drop_overlaps(entities: Iterable[Entity]) -> tuple[list[Entity], list[Entity]]:
+    """The entities in offset order without those overlapping one kept before them, and those dropped.
+
+    BIO tags cannot hold overlapping or nested spans. The first in offset order is kept, and at a shared
+    start the longer, so a nested corpus keeps its outermost mentions (左肺癌 over 左肺); the rest are
+    reported by the caller, never merged."""
+    kept: list[Entity] = []
+    dropped: list[Entity] = []
+    last_end = -1
+    for e in sorted(set(entities), key=lambda e: (e.start, -e.end, e.label)):
+        if e.start < last_end:
+            dropped.append(e)
+            continue
+        kept.append(e)
+        last_end = e.end
+    return kept, dropped
+
+
 def record_from_json(obj: object, where: str = "record") -> Record:
     if not isinstance(obj, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")

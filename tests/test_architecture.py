@@ -24,10 +24,11 @@ ALLOWED: dict[str, set[str]] = {
     "stopping": set(),
     "ner": {"crf", "data", "metrics", "atomic", "knowledge"},
     "labelstudio": {"data"},
+    "formats": {"data", "labelstudio", "atomic"},
     "serving": {"labelstudio", "strategies", "stopping", "ner", "config", "data", "metrics", "atomic", "lasl_backend"},
     "sim": {"strategies", "stopping", "ner", "data", "metrics", "atomic"},
-    "cli": {"config", "data", "knowledge", "metrics", "ner", "serving", "sim", "devtools"},
-    "devtools": {"atomic", "config", "crf", "data", "knowledge", "labelstudio", "metrics", "ner", "serving", "sim", "stopping", "strategies", "lasl_backend"},
+    "cli": {"config", "data", "formats", "knowledge", "metrics", "ner", "serving", "sim", "devtools"},
+    "devtools": {"atomic", "config", "crf", "data", "formats", "knowledge", "labelstudio", "metrics", "ner", "serving", "sim", "stopping", "strategies", "lasl_backend"},
     "lasl_backend": set(),
 }
 #: what the routes module must not reach: the model, the CRF, the store, the backend and training code

@@ -90,7 +90,7 @@ def test_help_shows_the_defaults_of_the_classes(capsys: pytest.CaptureFixture[st
     assert f"(default: {TrainConfig().lpn_layers})" in train
     sim = help_of("simulate", capsys)
     assert f"(trained from scratch) (default: {cli.field_default(SimSettings, 'first_round_min_steps')})" in sim
-    assert "the 95%/98% lines (default: None)" in sim
+    assert "or 'train': train the default model on the whole pool once (all_data.json in --out, which the stopping report reads too) (default: None)" in sim
     assert f"the pool push use it (default: {Settings().lpn_layers})" in help_of("bench", capsys)
 
 

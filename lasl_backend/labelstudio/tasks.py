@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from ..data import Entity, Record
+from ..data import Entity, Record, drop_overlaps
 from .labelconfig import NerConfig
 
 __all__ = ["LabeledTask", "UnlabeledTask", "Dataset", "choose_annotation", "regions_to_entities", "split_tasks"]
@@ -117,16 +117,8 @@ def _read_region(r: Any, text: str, ner: NerConfig) -> tuple[Entity | None, list
 
 def _drop_overlaps(candidates: list[Entity]) -> tuple[list[Entity], list[str]]:
     """Keep entities in offset order, skipping any that overlaps one kept before it."""
-    kept: list[Entity] = []
-    warnings: list[str] = []
-    last_end = -1
-    for e in sorted(set(candidates)):
-        if e.start < last_end:
-            warnings.append(f"region [{e.start}, {e.end}) {e.label!r} overlaps an earlier region; skipped")
-            continue
-        kept.append(e)
-        last_end = e.end
-    return kept, warnings
+    kept, dropped = drop_overlaps(candidates)
+    return kept, [f"region [{e.start}, {e.end}) {e.label!r} overlaps an earlier region; skipped" for e in dropped]
 
 
 def _task_text(task: dict[str, Any], key: str) -> str | None:

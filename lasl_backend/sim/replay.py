@@ -138,7 +138,8 @@ def split_dev(train: list[Record], n_dev: int) -> tuple[list[Record], list[Recor
     return [r for i, r in enumerate(train) if i not in dev_idx], [r for i, r in enumerate(train) if i in dev_idx]
 
 
-def _f1(model: Any, records: list[Record], threads: int) -> float:
+def f1_of(model: Any, records: list[Record], threads: int) -> float:
+    """Strict micro F1 of ``model`` on ``records`` (the tagger alone)."""
     preds = model.predict([r.text for r in records], with_lossnet=False, workers=threads)
     return float(entity_prf([r.entities for r in records], [p.entities for p in preds])["micro"]["f1"])
 
@@ -211,7 +212,7 @@ def evaluate(rp: Replay, state: RunState, rnd: int) -> tuple[float, float, bool]
     """(test F1, Λ_t on the remaining pool, whether TOD's marginals changed). Scores the pool for the next
     query while at it (not after the last round: Λ_t is NaN then)."""
     assert state.model is not None
-    f1 = _f1(state.model, rp.test, rp.settings.threads)
+    f1 = f1_of(state.model, rp.test, rp.settings.threads)
     if not rp.unlabeled(state) or rnd >= rp.settings.rounds:
         return f1, float("nan"), False
     lam, marginals_changed = score_pool(rp, state)
@@ -315,7 +316,7 @@ def _round(rp: Replay, state: RunState, sdir: Path, rnd: int, seed: int) -> None
     fine_tune(rp, state, rnd_seed, labeled, unlabeled)
     signal = stop_signal(rp, state, sdir, rnd, held)
     if rp.dev:
-        signal["dev_f1"] = _f1(state.model, rp.dev, rp.settings.threads)
+        signal["dev_f1"] = f1_of(state.model, rp.dev, rp.settings.threads)
     f1, lam, marginals_changed = evaluate(rp, state, rnd)
     row = _row(rp, state, rnd, f1, lam, time.perf_counter() - t0, fixes, picked, signal)
     state.rows.append(row)

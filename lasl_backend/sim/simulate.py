@@ -39,6 +39,7 @@ import torch
 
 from ..atomic import write_text_atomic
 from ..ner import check_term_file, resolve_device
+from .all_data import all_data_numbers
 from .replay import run_one
 from .results import write_results
 from ..strategies import SCHEDULES
@@ -127,7 +128,7 @@ def main_from_args(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _record_settings(out, settings)
-    full_f1 = args.full_f1
+    full_f1 = all_data_numbers(settings, out)["test_f1"] if args.full_f1 == "train" else args.full_f1
     settings.full_f1 = full_f1
     if args.report_only:
         rows = write_results(out, settings, full_f1)

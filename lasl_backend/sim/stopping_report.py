@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..stopping import STOP, StopRule, VersionSignal, micro_f1, recommend
+from .all_data import ALL_DATA_FILE, read_all_data
 from .effort import all_data_f1
 from .results import ReplayFileError, collect_rows
 
@@ -156,8 +157,6 @@ def _missing(out: Path, runs: dict[int, list[dict[str, Any]]], key: str) -> str 
 
 def _read_runs(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict[int, list[dict[str, Any]]]:
     """The strategy's runs, or a usage error that says what is wrong with the directory."""
-    if not (args.out / "state").is_dir():
-        p.error(f"{args.out}: no state/ directory, so not a lasl simulate output directory")
     try:
         runs = _runs(args.out, args.strategy)
     except ReplayFileError as exc:
@@ -173,18 +172,51 @@ def _read_runs(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict[int
     return runs
 
 
+def _all_data(p: argparse.ArgumentParser, out: Path) -> dict[str, Any]:
+    """What ``--full-f1 train`` recorded in ``out`` (empty where it did not run)."""
+    try:
+        return read_all_data(out) or {}
+    except ValueError as exc:
+        p.error(str(exc))
+
+
+def _fill_f1s(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The all-data F1s the options leave out, from the directory."""
+    known = _all_data(p, args.out)
+    args.full_f1 = args.full_f1 or known.get("test_f1")
+    args.dev_full_f1 = args.dev_full_f1 or known.get("dev_f1")
+    if not args.full_f1:
+        p.error(f"--full-f1 is needed: {args.out} has no {ALL_DATA_FILE} (replay with --full-f1 train to have one)")
+
+
+def _pool_from_settings(p: argparse.ArgumentParser, out: Path) -> int:
+    """The replay's pool: its training records less its dev split, as its settings name them."""
+    try:
+        settings = json.loads((out / "settings.json").read_text())
+        with (Path(settings["data"]) / "train.jsonl").open(encoding="utf-8") as fh:
+            n = sum(1 for line in fh if line.strip())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        p.error(f"--pool is needed: the replay's training records could not be counted from {out / 'settings.json'} ({exc})")
+    dev = int(settings.get("dev_records") or 0)
+    return n - min(dev, n - 1) if dev > 0 else n
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path, help="a lasl simulate output directory (queue protocol)")
     p.add_argument("--strategy", default="lasl+cost+div")
-    p.add_argument("--full-f1", required=True, type=all_data_f1, help="the all-data test F1")
-    p.add_argument("--dev-full-f1", type=all_data_f1, help="the all-data dev F1 (for --choose)")
-    p.add_argument("--pool", type=_positive_int, default=900, help="records in the pool (what labeling everything costs)")
+    p.add_argument("--full-f1", type=all_data_f1, help="the all-data test F1 (default: from --out's all_data.json, which --full-f1 train wrote)")
+    p.add_argument("--dev-full-f1", type=all_data_f1, help="the all-data dev F1, for --choose (default: from all_data.json)")
+    p.add_argument("--pool", type=_positive_int, help="records in the pool, what labeling everything costs (default: the replay's pool)")
     p.add_argument("--choose", action="store_true", help="choose the thresholds on the dev curve (needs --dev-full-f1)")
     args = p.parse_args(argv)
+    if not (args.out / "state").is_dir():
+        p.error(f"{args.out}: no state/ directory, so not a lasl simulate output directory")
+    _fill_f1s(p, args)
     if args.choose and not args.dev_full_f1:
         p.error("--choose needs --dev-full-f1")
     runs = _read_runs(p, args)
+    args.pool = args.pool or _all_data(p, args.out).get("pool_records") or _pool_from_settings(p, args.out)
     try:
         rule = choose_rule(runs, args.dev_full_f1, args.pool) if args.choose else StopRule()
         report = stopping_report(args.out, args.strategy, args.full_f1, args.pool, rule, args.dev_full_f1)

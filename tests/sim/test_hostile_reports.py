@@ -38,8 +38,14 @@ def good_run(out: Path, drop: str | None = None) -> None:
 def test_stopping_report_valid_run_still_exits_zero(tmp_path: Path) -> None:
     """The baseline the hostile cases are measured against: a good run exits 0 and writes valid JSON."""
     good_run(tmp_path)
-    assert sr.main(["--out", str(tmp_path), "--full-f1", "0.8"]) == 0
+    assert sr.main(["--out", str(tmp_path), "--full-f1", "0.8", "--pool", "900"]) == 0
     json.loads((tmp_path / "stopping.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+
+def test_stopping_report_without_a_pool_size_asks_for_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No --pool, no all_data.json and no settings.json to count the pool from: a usage error, not a guess."""
+    good_run(tmp_path)
+    assert "--pool is needed" in cli_error(sr.main, ["--out", str(tmp_path), "--full-f1", "0.8"], capsys)
 
 
 def test_stopping_report_missing_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
