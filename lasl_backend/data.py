@@ -73,6 +73,19 @@ def drop_overlaps(entities: Iterable[Entity]) -> tuple[list[Entity], list[Entity
     return kept, dropped
 
 
+def _entity_from_json(e: object, where: str) -> Entity:
+    """Integer offsets and a label string, as written: 0.5, true, "3" or a null label are refused, not coerced."""
+    if not isinstance(e, dict):
+        raise DataError(f"{where}: expected an object with 'start', 'end' and 'label'")
+    start, end, label = e.get("start"), e.get("end"), e.get("label")
+    for name, v in (("start", start), ("end", end)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise DataError(f"{where}: '{name}' must be an integer, got {v!r}")
+    if not isinstance(label, str) or not label:
+        raise DataError(f"{where}: 'label' must be a non-empty string, got {label!r}")
+    return Entity(start, end, label)  # type: ignore[arg-type]
+
+
 def record_from_json(obj: object, where: str = "record") -> Record:
     if not isinstance(obj, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
@@ -82,14 +95,19 @@ def record_from_json(obj: object, where: str = "record") -> Record:
     raw = obj.get("entities", [])
     if not isinstance(raw, list):
         raise DataError(f"{where}: 'entities' must be a list")
-    ents = []
-    for i, e in enumerate(raw):
-        try:
-            ents.append(Entity(int(e["start"]), int(e["end"]), str(e["label"])))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{where}: entity {i} needs integer 'start', 'end' and a 'label' ({exc})") from None
+    ents = [_entity_from_json(e, f"{where}: entity {i}") for i, e in enumerate(raw)]
     rid = obj.get("id", where)
     return Record(id=str(rid), text=text, entities=validate_entities(text, ents, where))
+
+
+def _record_from_line(line: str, where: str) -> Record:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{where}: JSON nested too deeply to be a record") from None
+    return record_from_json(obj, where)
 
 
 def read_jsonl(path: str | Path) -> list[Record]:
@@ -98,16 +116,14 @@ def read_jsonl(path: str | Path) -> list[Record]:
     if not p.is_file():
         raise DataError(f"{p}: no such file")
     records: list[Record] = []
+    lineno = 0
     with p.open(encoding="utf-8-sig") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{p}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            records.append(record_from_json(obj, where))
+        try:
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    records.append(_record_from_line(line, f"{p}:{lineno}"))
+        except UnicodeDecodeError:
+            raise DataError(f"{p}:{lineno + 1}: not UTF-8 text; save the file as UTF-8") from None
     if not records:
         raise DataError(f"{p}: no records")
     return records

@@ -30,6 +30,8 @@ def detect_format(path: Path) -> str:
 
 def _json_format(path: Path, head: str) -> str:
     obj = first_object(path, head)
+    if obj is None or obj == []:
+        raise DataError(f"{path}: the file holds no records")
     if is_full_task(obj) or is_min_task(obj):
         return "label-studio"
     if head.lstrip()[:1] == "{" and _is_native(obj):

@@ -18,6 +18,8 @@ def read_objects(path: Path) -> list[tuple[str, str, object]]:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise DataError(f"{path}: JSON nested too deeply to be records") from None
         if not isinstance(items, list):
             raise DataError(f"{path}: expected a JSON array of records")
         return [(f"{path}: record {i}", f"{path.name}:{i}", obj) for i, obj in enumerate(items, 1)]
@@ -29,21 +31,21 @@ def read_objects(path: Path) -> list[tuple[str, str, object]]:
             out.append((f"{path}:{lineno}", f"{path.name}:{lineno}", json.loads(line)))
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise DataError(f"{path}:{lineno}: JSON nested too deeply to be a record") from None
     return out
 
 
 def first_object(path: Path, head: str) -> object | None:
-    """The file's first record, read from its first bytes where it fits there, else from the whole file."""
+    """The file's first record (None for no records), read from its first bytes where it fits there, else
+    from the whole file."""
     body = head.lstrip()
     if body[:1] == "[":
         body = body[1:].lstrip()
     try:
         obj, _ = json.JSONDecoder().raw_decode(body)
         return obj
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         pass
-    try:
-        objects = read_objects(path)
-    except DataError:
-        return None
+    objects = read_objects(path)  # a DataError here names the file and line that is broken
     return objects[0][2] if objects else None

@@ -24,9 +24,30 @@ def read_records(path: str | Path, fmt: str = "auto", options: ReadOptions | Non
         raise DataError(f"{p}: no such file")
     if fmt not in FORMATS:
         raise DataError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    _check_utf8(p)
     name = detect_format(p) if fmt == "auto" else fmt
     loaded = READERS[name](p, options or ReadOptions())
+    _check_texts(p, loaded)
     if not loaded.records:
         why = f"; {len(loaded.skipped)} left out, the first: {loaded.skipped[0]}" if loaded.skipped else ""
         raise DataError(f"{p}: no annotated records in the {name} format{why}")
     return loaded
+
+
+def _check_utf8(path: Path) -> None:
+    """Every reader decodes UTF-8; a file in another encoding is named with its first bad line."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+
+
+def _check_texts(path: Path, loaded: Loaded) -> None:
+    """A JSON escape can put a lone surrogate in a text; it is no character, and no file can hold it."""
+    for r in loaded.records:
+        try:
+            r.text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise DataError(f"{path}: record {r.id}: the text holds a lone surrogate at character {exc.start}, not Unicode text") from None
