@@ -38,7 +38,7 @@ def is_min_task(obj: object) -> bool:
 
 
 def read(path: Path, options: ReadOptions) -> Loaded:
-    tasks = [_as_full_task(obj, where) for where, _, obj in read_objects(path)]
+    tasks = _merge_min_rows([_as_full_task(obj, where) for where, _, obj in read_objects(path)])
     ner = _ner_config(path, tasks, options)
     dataset = split_tasks(tasks, ner)
     records = [t.to_record() for t in dataset.labeled]
@@ -62,7 +62,23 @@ def _as_full_task(obj: object, where: str) -> dict[str, Any]:
     data = {k: v for k, v in obj.items() if k not in controls and k not in _MIN_META and isinstance(v, str)}
     annotation = {"id": obj.get("annotation_id"), "result": result, "updated_at": obj.get("updated_at"),
                   "created_at": obj.get("created_at"), "lead_time": obj.get("lead_time")}
-    return {"id": obj.get("id"), "data": data, "annotations": [annotation]}
+    return {"id": obj.get("id"), "data": data, "annotations": [annotation], "_min": True}
+
+
+def _merge_min_rows(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """JSON-MIN writes one row per annotation: rows of one task become one task with all its annotations,
+    so the latest is chosen as for any task."""
+    merged: dict[Any, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for t in tasks:
+        tid = t.get("id")
+        if t.get("_min") and tid in merged:
+            merged[tid]["annotations"].extend(t["annotations"])
+            continue
+        if t.get("_min"):
+            merged[tid] = t
+        out.append(t)
+    return out
 
 
 def _min_controls(obj: dict[str, Any]) -> list[str]:

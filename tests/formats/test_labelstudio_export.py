@@ -120,3 +120,12 @@ def test_an_export_without_any_region_needs_the_label_config(tmp_path: Path) -> 
     with pytest.raises(DataError, match="no labels regions"):
         read_records(path, "label-studio")
     assert read_records(path, "label-studio", ReadOptions(label_config=CONFIG)).records[0].entities == []
+
+
+def test_json_min_rows_of_one_task_are_one_record_from_its_latest_annotation(tmp_path: Path) -> None:
+    rows = [{"id": 5, "text": TEXT, "label": [{"start": 3, "end": 5, "text": "胸痛", "labels": ["症状"]}],
+             "annotator": "a@example.org", "annotation_id": 1, "updated_at": "2026-01-02T00:00:00Z"},
+            {"id": 5, "text": TEXT, "label": [{"start": 11, "end": 15, "text": "冠脉造影", "labels": ["检查"]}],
+             "annotator": "b@example.org", "annotation_id": 2, "updated_at": "2026-01-01T00:00:00Z"}]
+    [rec] = read_records(write(tmp_path, rows), "label-studio").records
+    assert rec.entities == [Entity(3, 5, "症状")]

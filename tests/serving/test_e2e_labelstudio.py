@@ -258,3 +258,46 @@ def test_next_serves_the_order_the_simulator_replays(stack: dict[str, Any]) -> N
     copies = {ids[base[0]], ids[texts[10]], ids[texts[11]]}
     pos = [served.index(i) for i in copies if i in served]
     assert all(abs(a - b) >= 3 for a in pos for b in pos if a != b)
+
+
+@pytest.mark.parametrize("export_type", ["JSON", "JSON_MIN"])
+def test_a_label_studio_export_reads_as_its_annotations(stack: dict[str, Any], tmp_path: Path, export_type: str) -> None:
+    """``lasl convert``'s reading of what Label Studio 1.23.2 itself exports: the latest annotation of each
+    task (JSON-MIN writes a row per annotation, not in time order), an empty one as a record without
+    entities, a cancelled one left out, offsets as Label Studio counts them after astral characters and CRLF."""
+    from lasl_backend.data import Entity
+    from lasl_backend.formats import read_records
+
+    ls, api = stack["ls"], stack["api"]
+    pid = create_project(ls.url, ls.token, f"lasl export {export_type}", ner_label_config(LABELS), EMOJI_TEXTS + ["无特殊。"])
+    tasks = {t["data"]["text"]: t for t in api.tasks(pid)}
+    first, second, third = (tasks[t] for t in EMOJI_TEXTS)
+    def span(text: str, mention: str, label: str) -> tuple[int, int, str]:
+        return (text.index(mention), text.index(mention) + len(mention), label)
+
+    gold = {first["id"]: [span(EMOJI_TEXTS[0], "2型糖尿病", LABELS[0]), span(EMOJI_TEXTS[0], "二甲双胍", LABELS[1])],
+            third["id"]: [span(EMOJI_TEXTS[2], "胃癌", LABELS[0])]}
+    assert gold[first["id"]][0][:2] == (5, 10)  # after an emoji and an Ext-B character: code points
+    api.annotate(first, gold[first["id"]][:1])
+    time.sleep(1.1)  # updated_at has second resolution in places: the second annotation is the later one
+    api.annotate(first, gold[first["id"]])
+    api.annotate(third, gold[third["id"]])
+    api.annotate(tasks["无特殊。"], [])
+    api.post(f"/api/tasks/{second['id']}/annotations", {"result": [], "was_cancelled": True})
+    import requests
+
+    r = requests.get(f"{ls.url}/api/projects/{pid}/export", params={"exportType": export_type},
+                     headers={"Authorization": f"Token {ls.token}"}, timeout=120)
+    r.raise_for_status()
+    path = tmp_path / "export.json"
+    path.write_bytes(r.content)
+    loaded = read_records(path)
+    assert loaded.format == "label-studio", loaded.notes
+    got = {int(rec.id): rec for rec in loaded.records}
+    by_text = {t: tasks[t]["id"] for t in tasks}
+    assert second["id"] not in got  # JSON marks the cancelled annotation, JSON-MIN leaves it out
+    assert got[by_text["无特殊。"]].entities == []
+    for tid, spans in gold.items():
+        text = next(t for t, i in by_text.items() if i == tid)
+        assert got[tid].text == text
+        assert got[tid].entities == [Entity(s, e, lab) for s, e, lab in spans], (export_type, got[tid].entities)
