@@ -34,19 +34,34 @@ def write_converted(loaded: Loaded, out: Path, test_share: float | None = None, 
     """Write ``out`` (a JSONL file), or ``out/train.jsonl`` and ``out/test.jsonl`` with ``test_share``;
     each file is written atomically. Returns the summary the command prints."""
     records = _unique_ids(loaded.records)
-    if test_share is None:
-        write_text_atomic(out, _jsonl(records))
-        written = {str(out): len(records)}
-    else:
-        train, test = split_train_test(records, test_share, seed)
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "train.jsonl", _jsonl(train))
-        write_text_atomic(out / "test.jsonl", _jsonl(test))
-        written = {str(out / "train.jsonl"): len(train), str(out / "test.jsonl"): len(test)}
+    _check_target(out, split=test_share is not None)
+    try:
+        written = _write(records, out, test_share, seed)
+    except OSError as exc:
+        raise DataError(f"{out}: cannot write there ({exc.strerror or exc})") from None
     labels = Counter(e.label for r in records for e in r.entities)
     return {"format": loaded.format, "records": len(records), "characters": sum(len(r.text) for r in records),
             "entities": sum(labels.values()), "labels": dict(labels.most_common()), "skipped": len(loaded.skipped),
             "written": written}
+
+
+def _check_target(out: Path, split: bool) -> None:
+    """A file where a directory is wanted, or the reverse, is said before anything is written."""
+    if split and out.exists() and not out.is_dir():
+        raise DataError(f"{out}: a file; --test-share writes train.jsonl and test.jsonl into a directory")
+    if not split and out.is_dir():
+        raise DataError(f"{out}: a directory; give a file name (or --test-share to write train.jsonl and test.jsonl there)")
+
+
+def _write(records: list[Record], out: Path, test_share: float | None, seed: int) -> dict[str, int]:
+    if test_share is None:
+        write_text_atomic(out, _jsonl(records))
+        return {str(out): len(records)}
+    train, test = split_train_test(records, test_share, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "train.jsonl", _jsonl(train))
+    write_text_atomic(out / "test.jsonl", _jsonl(test))
+    return {str(out / "train.jsonl"): len(train), str(out / "test.jsonl"): len(test)}
 
 
 def _unique_ids(records: list[Record]) -> list[Record]:

@@ -148,3 +148,17 @@ def test_a_missing_label_config_file_is_a_usage_error(tmp_path: Path, capsys: py
     src.write_text(SAMPLES["label-studio"], encoding="utf-8")
     assert cli.main(["convert", str(src), "--out", str(tmp_path / "o.jsonl"), "--label-config", str(tmp_path / "none.xml")]) == 2
     assert "label config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target, split, message", [("adir", False, "a directory"), ("afile", True, "a file"),
+                                                     ("afile/x.jsonl", False, "cannot write there")])
+def test_a_target_of_the_wrong_kind_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     target: str, split: bool, message: str) -> None:
+    src = tmp_path / "a.jsonl"
+    src.write_text(SAMPLES["jsonl"] + "\n" + SAMPLES["jsonl"].replace('"r1"', '"r2"'), encoding="utf-8")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("keep me")
+    argv = ["convert", str(src), "--out", str(tmp_path / target)] + (["--test-share", "0.5"] if split else [])
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "keep me" and not any((tmp_path / "adir").iterdir())
