@@ -100,14 +100,19 @@ def record_from_json(obj: object, where: str = "record") -> Record:
     return Record(id=str(rid), text=text, entities=validate_entities(text, ents, where))
 
 
-def _record_from_line(line: str, where: str) -> Record:
+def parse_json(text: str, where: str, whole_file: bool = False) -> object:
+    """``json.loads`` with its failures as DataErrors at ``where``; for a whole file, at its failing line."""
     try:
-        obj = json.loads(line)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+        line = f":{exc.lineno}" if whole_file else ""
+        raise DataError(f"{where}{line}: not valid JSON ({exc.msg})") from None
     except RecursionError:
-        raise DataError(f"{where}: JSON nested too deeply to be a record") from None
-    return record_from_json(obj, where)
+        raise DataError(f"{where}: JSON nested too deeply to be records") from None
+
+
+def _record_from_line(line: str, where: str) -> Record:
+    return record_from_json(parse_json(line, where), where)
 
 
 def read_jsonl(path: str | Path) -> list[Record]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..data import Entity, Record, read_jsonl, write_jsonl
+from .near_copies import check_variant_dirs
 
 __all__ = ["join_records", "merged_corpus"]
 
@@ -58,11 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-group", type=int, default=4, help="the most records joined into one document")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    for name in ("train.jsonl", "test.jsonl"):
-        if not (args.data / name).is_file():
-            p.error(f"{args.data / name}: no such file")
-    if args.out.resolve() == args.data.resolve():
-        p.error("--out must differ from --data: the originals are never overwritten")
+    check_variant_dirs(p, args.data, args.out)
     try:
         docs = merged_corpus(read_jsonl(args.data / "train.jsonl"), args.max_group, args.seed)
     except ValueError as exc:  # a bad record (with its file and line) or a bad group size

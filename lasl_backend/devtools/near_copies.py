@@ -22,7 +22,7 @@ from typing import Sequence
 
 from ..data import Record, read_jsonl, write_jsonl
 
-__all__ = ["near_copy", "templated_corpus"]
+__all__ = ["check_variant_dirs", "near_copy", "templated_corpus"]
 
 DIGITS = "0123456789"
 
@@ -55,6 +55,15 @@ def templated_corpus(records: Sequence[Record], share: float, copies: int, seed:
     return list(records) + extra
 
 
+def check_variant_dirs(p: argparse.ArgumentParser, data: Path, out: Path) -> None:
+    """A corpus variant reads ``data``'s train/test pair and never writes over it."""
+    for name in ("train.jsonl", "test.jsonl"):
+        if not (data / name).is_file():
+            p.error(f"{data / name}: no such file")
+    if out.resolve() == data.resolve():
+        p.error("--out must differ from --data: the originals are never overwritten")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, type=Path, help="a directory with train.jsonl and test.jsonl")
@@ -63,11 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--copies", type=int, default=3, help="near-copies of each of those records")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    for name in ("train.jsonl", "test.jsonl"):
-        if not (args.data / name).is_file():
-            p.error(f"{args.data / name}: no such file")
-    if args.out.resolve() == args.data.resolve():
-        p.error("--out must differ from --data: the originals are never overwritten")
+    check_variant_dirs(p, args.data, args.out)
     try:
         records = read_jsonl(args.data / "train.jsonl")
         out = templated_corpus(records, args.share, args.copies, args.seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data import DataError
+from ..data import DataError, parse_json
 
 
 def read_objects(path: Path) -> list[tuple[str, str, object]]:
@@ -14,12 +14,7 @@ def read_objects(path: Path) -> list[tuple[str, str, object]]:
     hold U+2028 and the like unescaped, which ``str.splitlines`` would cut."""
     text = path.read_text(encoding="utf-8-sig")
     if text.lstrip()[:1] == "[":
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        except RecursionError:
-            raise DataError(f"{path}: JSON nested too deeply to be records") from None
+        items = parse_json(text, str(path), whole_file=True)
         if not isinstance(items, list):
             raise DataError(f"{path}: expected a JSON array of records")
         return [(f"{path}: record {i}", f"{path.name}:{i}", obj) for i, obj in enumerate(items, 1)]
@@ -27,12 +22,7 @@ def read_objects(path: Path) -> list[tuple[str, str, object]]:
     for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
-        try:
-            out.append((f"{path}:{lineno}", f"{path.name}:{lineno}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        except RecursionError:
-            raise DataError(f"{path}:{lineno}: JSON nested too deeply to be a record") from None
+        out.append((f"{path}:{lineno}", f"{path.name}:{lineno}", parse_json(line, f"{path}:{lineno}")))
     return out
 
 
