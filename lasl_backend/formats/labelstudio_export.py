@@ -38,7 +38,7 @@ def is_min_task(obj: object) -> bool:
 
 
 def read(path: Path, options: ReadOptions) -> Loaded:
-    tasks = _merge_min_rows([_as_full_task(obj, where) for where, _, obj in read_objects(path)])
+    tasks = _tasks(read_objects(path))
     ner = _ner_config(path, tasks, options)
     dataset = split_tasks(tasks, ner)
     records = [t.to_record() for t in dataset.labeled]
@@ -50,35 +50,36 @@ def read(path: Path, options: ReadOptions) -> Loaded:
     return Loaded(records, "label-studio", skipped, notes)
 
 
-def _as_full_task(obj: object, where: str) -> dict[str, Any]:
-    """A JSON or JSON-MIN task in the JSON export's shape (``split_tasks`` reads that one)."""
-    if is_full_task(obj):
-        return obj  # type: ignore[return-value]
-    if not is_min_task(obj):
-        raise DataError(f"{where}: not a Label Studio task (no 'data' and 'annotations', no regions with 'labels')")
-    assert isinstance(obj, dict)
-    controls = _min_controls(obj)
-    result = [{"from_name": name, "type": "labels", "value": region} for name in controls for region in obj[name]]
-    data = {k: v for k, v in obj.items() if k not in controls and k not in _MIN_META and isinstance(v, str)}
-    annotation = {"id": obj.get("annotation_id"), "result": result, "updated_at": obj.get("updated_at"),
-                  "created_at": obj.get("created_at"), "lead_time": obj.get("lead_time")}
-    return {"id": obj.get("id"), "data": data, "annotations": [annotation], "_min": True}
-
-
-def _merge_min_rows(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """JSON-MIN writes one row per annotation: rows of one task become one task with all its annotations,
-    so the latest is chosen as for any task."""
-    merged: dict[Any, dict[str, Any]] = {}
-    out: list[dict[str, Any]] = []
-    for t in tasks:
-        tid = t.get("id")
-        if t.get("_min") and tid in merged:
-            merged[tid]["annotations"].extend(t["annotations"])
+def _tasks(objects: list[tuple[str, str, object]]) -> list[dict[str, Any]]:
+    """The export's tasks in the JSON export's shape (``split_tasks`` reads that one). JSON-MIN writes one
+    row per annotation: the rows of one task become one task with all its annotations, so its latest is
+    chosen as for any task."""
+    tasks: list[dict[str, Any]] = []
+    by_id: dict[Any, dict[str, Any]] = {}
+    for where, _, obj in objects:
+        if is_full_task(obj):
+            tasks.append(obj)  # type: ignore[arg-type]
             continue
-        if t.get("_min"):
-            merged[tid] = t
-        out.append(t)
-    return out
+        if not is_min_task(obj):
+            raise DataError(f"{where}: not a Label Studio task (no 'data' and 'annotations', no regions with 'labels')")
+        assert isinstance(obj, dict)
+        if obj.get("id") in by_id:
+            by_id[obj.get("id")]["annotations"].append(_min_annotation(obj))
+            continue
+        by_id[obj.get("id")] = task = {"id": obj.get("id"), "data": _min_data(obj), "annotations": [_min_annotation(obj)]}
+        tasks.append(task)
+    return tasks
+
+
+def _min_data(obj: dict[str, Any]) -> dict[str, str]:
+    controls = _min_controls(obj)
+    return {k: v for k, v in obj.items() if k not in controls and k not in _MIN_META and isinstance(v, str)}
+
+
+def _min_annotation(obj: dict[str, Any]) -> dict[str, Any]:
+    result = [{"from_name": name, "type": "labels", "value": region} for name in _min_controls(obj) for region in obj[name]]
+    return {"id": obj.get("annotation_id"), "result": result, "updated_at": obj.get("updated_at"),
+            "created_at": obj.get("created_at"), "lead_time": obj.get("lead_time")}
 
 
 def _min_controls(obj: dict[str, Any]) -> list[str]:

@@ -180,9 +180,8 @@ def _all_data(p: argparse.ArgumentParser, out: Path) -> dict[str, Any]:
         p.error(str(exc))
 
 
-def _fill_f1s(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The all-data F1s the options leave out, from the directory."""
-    known = _all_data(p, args.out)
+def _fill_f1s(p: argparse.ArgumentParser, args: argparse.Namespace, known: dict[str, Any]) -> None:
+    """The all-data F1s the options leave out, from what ``--full-f1 train`` recorded."""
     args.full_f1 = args.full_f1 or known.get("test_f1")
     args.dev_full_f1 = args.dev_full_f1 or known.get("dev_f1")
     if not args.full_f1:
@@ -212,11 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not (args.out / "state").is_dir():
         p.error(f"{args.out}: no state/ directory, so not a lasl simulate output directory")
-    _fill_f1s(p, args)
+    known = _all_data(p, args.out)
+    _fill_f1s(p, args, known)
     if args.choose and not args.dev_full_f1:
         p.error("--choose needs --dev-full-f1")
     runs = _read_runs(p, args)
-    args.pool = args.pool or _all_data(p, args.out).get("pool_records") or _pool_from_settings(p, args.out)
+    args.pool = args.pool or known.get("pool_records") or _pool_from_settings(p, args.out)
     try:
         rule = choose_rule(runs, args.dev_full_f1, args.pool) if args.choose else StopRule()
         report = stopping_report(args.out, args.strategy, args.full_f1, args.pool, rule, args.dev_full_f1)
