@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..data import DataError, Record
+from ..data import DataError
 from ..labelstudio.labelconfig import LabelConfigError, NerConfig, parse_label_config
 from ..labelstudio.tasks import split_tasks
 from .jsonfile import read_objects
