@@ -10,7 +10,7 @@ from .device import resolve_device
 from .knowledge import KnowledgeConfig, LexiconError, check_term_file
 from .lossnet import DEFAULT_LPN_LAYERS
 from .model import NerModel
-from .prediction import RecordScore, SpanPrediction
+from .prediction import RecordScore, SpanPrediction, peak_total
 from .training import TrainConfig, TrainingCancelled, TrainingError, TrainResult, evaluate_model, train_lasl
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "LexiconError",
     "NerModel",
     "RecordScore",
+    "peak_total",
     "SpanPrediction",
     "TrainConfig",
     "TrainResult",

@@ -6,6 +6,8 @@ L_max and L_pred; ``run_batches`` runs the batches in this thread, in worker thr
 with each Bi-LSTM's two directions on two threads. ``aggregate`` turns chunk results into one
 ``RecordScore`` per record: its active-learning quantities are sums over its chunks (a record's loss is
 the sum of its chunks' losses; docs/method.md, R4), its entities those of its chunks at record offsets.
+It also keeps each record's peak: the loss per character of its hardest chunk, so that a queue can rank a
+long record by its hardest part rather than by its average (``peak_total``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,20 @@ class RecordScore:
     n_chars: int
     n_chunks: int = 1  # chunks the record was cut into: l_pred / n_chunks is the offset-free mean
     marginals: np.ndarray | None = field(default=None, repr=False)  # [n_chars, K], only when asked
+    # the hardest chunk's L_min and L_pred per character (``peak_total`` scales them to the record)
+    l_min_peak: float | None = None
+    l_pred_peak: float | None = None
+
+
+#: a chunk shorter than this counts as this long in a peak, so that a record's short last chunk (a
+#: closing line) cannot make its peak on a few characters
+PEAK_MIN_CHARS = 50
+
+
+def peak_total(peak: float | None, n_chars: int) -> float | None:
+    """A record's loss if every character were as hard as its hardest chunk's: ``peak · n_chars``. The
+    sum over chunks in the unit of L_min, so a DBS can rank by it, per record or per cost."""
+    return None if peak is None else peak * n_chars
 
 
 @dataclass
@@ -110,6 +126,8 @@ class _RecordSums:
         self.l_max = np.zeros(n)
         self.l_pred = np.zeros(n)
         self.n_chunks = np.zeros(n, dtype=np.int64)
+        self.l_min_peak = np.full(n, -np.inf)
+        self.l_pred_peak = np.full(n, -np.inf)
         self.entities: list[list[SpanPrediction]] = [[] for _ in range(n)]
         self.marginals: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(n)]
 
@@ -119,8 +137,11 @@ class _RecordSums:
         self.l_min[r] += res.l_min[j]
         self.l_max[r] += res.l_max[j]
         self.n_chunks[r] += 1
+        per = float(max(k, PEAK_MIN_CHARS))
+        self.l_min_peak[r] = max(self.l_min_peak[r], res.l_min[j] / per)
         if res.l_pred is not None:
             self.l_pred[r] += res.l_pred[j]
+            self.l_pred_peak[r] = max(self.l_pred_peak[r], res.l_pred[j] / per)
         self._add_entities(r, chunk.start, res.paths[j, :k], res.cum[j], text, scheme)
         if res.marginals is not None:
             self.marginals[r].append((chunk.start, res.marginals[j, :k]))
@@ -142,6 +163,7 @@ class _RecordSums:
         return np.concatenate(parts) if parts else np.zeros((0, num_tags), np.float32)
 
     def record_score(self, r: int, text: str, with_lpred: bool, marginals: np.ndarray | None) -> RecordScore:
+        chunked = self.n_chunks[r] > 0
         return RecordScore(
             entities=sorted(self.entities[r], key=lambda s: s.start),
             l_min=float(self.l_min[r]),
@@ -151,6 +173,8 @@ class _RecordSums:
             n_chars=len(text),
             n_chunks=int(self.n_chunks[r]),
             marginals=marginals,
+            l_min_peak=float(self.l_min_peak[r]) if chunked else 0.0,
+            l_pred_peak=(float(self.l_pred_peak[r]) if chunked else 0.0) if with_lpred else None,
         )
 
 

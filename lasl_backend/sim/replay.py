@@ -32,7 +32,7 @@ import numpy as np
 
 from ..data import Entity, Record, read_jsonl
 from ..metrics import Corrections, entity_prf
-from ..ner import RecordScore, TrainConfig, train_lasl
+from ..ner import RecordScore, TrainConfig, peak_total, train_lasl
 from ..strategies import PoolScores, QueryStrategy, get_schedule, get_strategy, temporal_output_discrepancy
 from ..strategies.diversity import Diversified, near_duplicate_groups, text_signature
 from .ls_queue import PushedVersion, push, serve
@@ -164,7 +164,16 @@ def _pool(rp: Replay, state: RunState, rnd: int, pool_idx: list[int]) -> tuple[P
                                   group=rp.groups[pool_idx].astype(np.float64), cost=cost)
     if vanilla:
         pool.l_pred = None  # the learning-loss net's output is not an LPN loss prediction
+    if "peak" in split_name(rp.strategy_name)[1]:
+        _rank_by_peaks(pool, scores)
     return pool, scores
+
+
+def _rank_by_peaks(pool: PoolScores, scores: list[RecordScore]) -> None:
+    """``+peak``: each record's L_min and L_p become its hardest chunk's, per character, times its characters."""
+    pool.l_min = np.array([peak_total(s.l_min_peak, s.n_chars) for s in scores], dtype=np.float64)
+    if pool.l_pred is not None:
+        pool.l_pred = np.array([peak_total(s.l_pred_peak, s.n_chars) for s in scores], dtype=np.float64)
 
 
 def query(rp: Replay, state: RunState, rnd: int, rnd_seed: int) -> tuple[list[int], list[list[Entity]]]:

@@ -25,10 +25,13 @@ STRATEGY_MODELS: dict[str, tuple[str | None, bool]] = {
 }
 #: a strategy name may carry flags: ``lasl+cost`` ranks per unit of cost (characters in the simulator),
 #: ``+sqrt`` per square root of the characters (between per record and per character), ``+div`` spreads
-#: consecutive queue positions over groups of near-identical texts
-FLAGS = ("cost", "sqrt", "div")
+#: consecutive queue positions over groups of near-identical texts, ``+peak`` ranks a record by its hardest
+#: chunk (its L_min and L_p per character, times its characters) instead of by the sum over its chunks
+FLAGS = ("cost", "sqrt", "div", "peak")
 #: the strategies whose scores can be divided by a cost (the others' flags would be silently ignored)
 COST_AWARE = ("dbs", "lasl", "mlp", "lpn")
+#: the strategies that rank by L_min or L_p, which ``+peak`` replaces
+PEAK_AWARE = COST_AWARE
 #: ``queue``: Label Studio serves the pushed order (``ls_queue``); ``batch``: the paper's query-retrain loop
 SERVINGS = ("queue", "batch")
 
@@ -41,6 +44,9 @@ def split_name(name: str) -> tuple[str, set[str]]:
     bad = [f for f in flags if f not in FLAGS]
     if bad:
         raise ValueError(f"{name}: unknown flags {bad}; known: {', '.join('+' + f for f in FLAGS)}")
+    if "peak" in flags and base not in PEAK_AWARE:
+        raise ValueError(f"{name}: +peak replaces the CRF's and the LPN's sums over chunks, which {base!r} "
+                         f"does not rank by; it applies to {', '.join(PEAK_AWARE)}")
     if {"cost", "sqrt"} & set(flags) and base not in COST_AWARE:
         raise ValueError(f"{name}: +cost and +sqrt divide a loss by a cost, which {base!r} has not; "
                          f"they apply to {', '.join(COST_AWARE)}")

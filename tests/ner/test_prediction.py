@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lasl_backend.ner.batching import Chunk
-from lasl_backend.ner.prediction import BatchScores, aggregate, plan_batches, run_batches
+from lasl_backend.ner.prediction import PEAK_MIN_CHARS, BatchScores, aggregate, peak_total, plan_batches, run_batches
 from lasl_backend.ner.spans import LabelScheme
 
 SCHEME = LabelScheme.from_labels(["药物", "手术"])  # tags: O, B-药物, I-药物, B-手术, I-手术
@@ -50,12 +50,28 @@ def test_aggregate_sums_chunks_and_maps_entities_to_record_offsets():
     assert r1.marginals.shape == (1, 5)
 
 
+def test_the_peak_is_the_hardest_chunks_loss_per_character():
+    """Two 100-character chunks: the second is the harder per character although both sum alike."""
+    texts = ["甲" * 200, "乙" * 60 + "丙" * 10]
+    c0, c1 = Chunk(0, 0, [1] * 100), Chunk(0, 100, [1] * 100)
+    d0, d1 = Chunk(1, 0, [1] * 60), Chunk(1, 60, [1] * 10)  # a 10-character tail counts as PEAK_MIN_CHARS
+    flat = [[0] * 100] * 2
+    b1 = _scores([3.0, 5.0], [9.0, 9.0], [1.0, -2.0], flat, [[1.0] * 100] * 2)
+    b2 = _scores([6.0, 4.0], [9.0, 9.0], [0.6, 4.0], [[0] * 60, [0] * 60], [[1.0] * 60, [1.0] * 60])
+    r0, r1 = aggregate(texts, [[c0, c1], [d0, d1]], [b1, b2], SCHEME, with_lpred=True, return_marginals=False)
+    assert r0.l_min == 8.0 and r0.l_min_peak == pytest.approx(5.0 / 100) and r0.l_pred_peak == pytest.approx(1.0 / 100)
+    assert peak_total(r0.l_min_peak, r0.n_chars) == pytest.approx(10.0)  # above the sum: the hard half counts
+    assert r1.l_min_peak == pytest.approx(max(6.0 / 60, 4.0 / PEAK_MIN_CHARS))
+    assert r1.l_pred_peak == pytest.approx(4.0 / PEAK_MIN_CHARS)
+    assert peak_total(None, 5) is None
+
+
 def test_aggregate_without_the_loss_net_or_marginals():
     texts = ["无", ""]
     res = _scores([0.5], [1.0], None, [[0]], [[1.0]])
     out = aggregate(texts, [[Chunk(0, 0, [1])]], [res], SCHEME, with_lpred=False, return_marginals=False)
-    assert out[0].l_pred is None and out[0].marginals is None
-    assert (out[1].l_min, out[1].n_chunks, out[1].n_chars, out[1].entities) == (0.0, 0, 0, [])
+    assert out[0].l_pred is None and out[0].marginals is None and out[0].l_pred_peak is None
+    assert (out[1].l_min, out[1].n_chunks, out[1].n_chars, out[1].entities, out[1].l_min_peak) == (0.0, 0, 0, [], 0.0)
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])

@@ -109,6 +109,7 @@ def test_the_training_tail_is_a_setting_of_the_directory(data_dir, tmp_path, cap
     (["--strategies", "lc+cost"], "which 'lc' has not"),
     (["--strategies", "random+sqrt+div"], "which 'random' has not"),
     (["--strategies", "lasl+cost+sqrt"], "choose one"),
+    (["--strategies", "random+peak"], "which 'random' does not rank by"),
     (["--lag", "10", "--train-every", "10"], "must be below"),
     (["--dev-records", "-1"], "--dev-records"),
     (["--seeds", "a,b"], "--seeds"),
@@ -214,3 +215,15 @@ def test_the_schedule_reaches_dbs_and_lasl_only():
 def test_simulate_unknown_schedule(data_dir, tmp_path, capsys):
     assert main(["simulate", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--rounds", "0", "--schedule", "sometimes"]) == 2
     assert "known schedules" in capsys.readouterr().err
+
+
+def test_peak_ranks_the_pool_by_each_records_hardest_chunk():
+    from lasl_backend.ner import RecordScore
+    from lasl_backend.sim.replay import _rank_by_peaks
+    from lasl_backend.strategies import PoolScores
+
+    scores = [RecordScore([], l_min=4.0, l_max=5.0, p_max=0.1, l_pred=2.0, n_chars=400, l_min_peak=0.02, l_pred_peak=0.01),
+              RecordScore([], l_min=4.0, l_max=5.0, p_max=0.1, l_pred=2.0, n_chars=400, l_min_peak=0.01, l_pred_peak=0.005)]
+    pool = PoolScores.from_scores(scores)
+    _rank_by_peaks(pool, scores)
+    assert pool.l_min.tolist() == pytest.approx([8.0, 4.0]) and pool.l_pred.tolist() == pytest.approx([4.0, 2.0])
