@@ -115,11 +115,19 @@ def _record_from_line(line: str, where: str) -> Record:
     return record_from_json(parse_json(line, where), where)
 
 
-def read_jsonl(path: str | Path) -> list[Record]:
-    """Read a JSONL file; every problem names the file and line."""
+def require_file(path: str | Path) -> Path:
+    """``path`` as a Path, or a DataError that says whether it is missing or a directory."""
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p}: a directory, not a file; name the file inside it")
     if not p.is_file():
         raise DataError(f"{p}: no such file")
+    return p
+
+
+def read_jsonl(path: str | Path) -> list[Record]:
+    """Read a JSONL file; every problem names the file and line."""
+    p = require_file(path)
     records: list[Record] = []
     lineno = 0
     with p.open(encoding="utf-8-sig") as fh:

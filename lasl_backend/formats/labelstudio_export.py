@@ -1,8 +1,9 @@
 """A Label Studio export (JSON or JSON-MIN) as records: each annotated task's chosen annotation.
 
 The same reading the backend applies to the tasks it fetches (``labelstudio.tasks``): cancelled
-annotations are left out, ground truth wins, else the latest; a region that does not slice the task
-text exactly, or names a label the config lacks, is skipped with its reason. Without the project's
+annotations are left out, ground truth wins, else the latest; a region that names a label the config
+lacks is skipped with its reason, and a task with a region that does not slice its text exactly is
+left out with it. Without the project's
 labeling config (``ReadOptions.label_config``) the Labels control and its labels are taken from the
 regions themselves, and the text from the task field ``text`` or the task's only text field.
 """

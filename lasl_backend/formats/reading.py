@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..data import DataError
+from ..data import DataError, require_file
 from . import bio, labelstudio_export, native, spans
 from .base import Loaded, ReadOptions
 from .detect import detect_format
@@ -19,9 +19,7 @@ FORMATS = ("auto", *READERS)
 
 def read_records(path: str | Path, fmt: str = "auto", options: ReadOptions | None = None) -> Loaded:
     """Read annotated records from ``path`` in format ``fmt`` (``auto``: told from the file's content)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
+    p = require_file(path)
     if fmt not in FORMATS:
         raise DataError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     _check_utf8(p)
@@ -40,6 +38,8 @@ def _check_utf8(path: Path) -> None:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise DataError(f"{path}: UTF-16 text (its first bytes say so); save the file as UTF-8") from None
         line = data.count(b"\n", 0, exc.start) + 1
         raise DataError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
 

@@ -20,9 +20,11 @@ Offsets are code points (Python ``str`` indices). Whether an end points past the
 is ``ReadOptions.end``; ``auto`` checks every span that carries a mention against the text both ways, over
 the whole file, and takes the way more of them match (a tie, or no mentions: exclusive), with a note.
 
-A span that cannot be used (non-integer offsets, no label, outside the text, empty, reversed, a mention
-that does not match its offsets) or that overlaps an earlier one is skipped and reported with its place;
-a record without a text, or without any span key, stops the read: training on it would teach blanks.
+A span that repeats or overlaps an earlier one is left out and reported with its place. A span that does
+not fit its text (non-integer offsets, no label, outside the text, empty, reversed, a mention that does
+not match its offsets) leaves its whole record out, reported with the first such span: the annotator
+marked an entity there, and the record's other spans alone would teach its characters as no entity. A
+record without a text, or without any span key, stops the read: training on it would teach blanks.
 """
 
 from __future__ import annotations
@@ -66,15 +68,17 @@ class _Parsed:
     rid: str
     text: str
     spans: list[_Span]
+    #: why spans of the record could not be read at all (each with its place)
+    misfits: list[str]
 
 
 def read(path: Path, options: ReadOptions) -> Loaded:
     """Read every record, choose the end convention over the whole file, then build the entities."""
     skipped: list[str] = []
-    parsed = [_parse_record(where, fallback, obj, options, skipped) for where, fallback, obj in read_objects(path)]
+    parsed = [_parse_record(where, fallback, obj, options) for where, fallback, obj in read_objects(path)]
     inclusive, note = _end_convention(parsed, options.end)
-    records = [_build(p, inclusive, skipped) for p in parsed]
-    return Loaded(records, "spans", skipped, [note] if note else [])
+    built = (_build(p, inclusive, skipped) for p in parsed)
+    return Loaded([r for r in built if r is not None], "spans", skipped, [note] if note else [])
 
 
 def looks_like_spans(obj: object) -> bool:
@@ -90,11 +94,12 @@ def looks_like_spans(obj: object) -> bool:
 # ---------------------------------------------------------------- one record: text, id, spans
 
 
-def _parse_record(where: str, fallback: str, obj: object, options: ReadOptions, skipped: list[str]) -> _Parsed:
+def _parse_record(where: str, fallback: str, obj: object, options: ReadOptions) -> _Parsed:
     if not isinstance(obj, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     text = _text_of(obj, where, options.text_key)
-    return _Parsed(where, _id_of(obj, fallback), text, _spans_of(obj, where, skipped))
+    misfits: list[str] = []
+    return _Parsed(where, _id_of(obj, fallback), text, _spans_of(obj, where, misfits), misfits)
 
 
 def _first_present(obj: dict, keys: tuple[str, ...]) -> str | None:
@@ -236,17 +241,25 @@ def _entity(text: str, span: _Span, inclusive: bool) -> tuple[Entity | None, str
     return Entity(span.start, end, span.label), None
 
 
-def _build(p: _Parsed, inclusive: bool, skipped: list[str]) -> Record:
-    """The record with the spans that fit; each one left out is reported, none repaired or merged."""
+def _build(p: _Parsed, inclusive: bool, skipped: list[str]) -> Record | None:
+    """The record with its spans, repeats and overlaps left out and reported; None (reported) when a span
+    does not fit the text. Nothing is repaired or merged."""
     by_entity: dict[Entity, _Span] = {}
+    repeats: list[str] = []
+    misfits = list(p.misfits)
     for span in p.spans:
         ent, why = _entity(p.text, span, inclusive)
-        if ent is not None and ent in by_entity:
-            ent, why = None, "repeats an earlier span"
         if ent is None:
-            skipped.append(f"{span.describe()}: {why}")
-            continue
-        by_entity[ent] = span
+            misfits.append(f"{span.describe()}: {why}")
+        elif ent in by_entity:
+            repeats.append(f"{span.describe()}: repeats an earlier span")
+        else:
+            by_entity[ent] = span
+    if misfits:
+        skipped.append(f"{p.where}: record left out: {len(misfits)} span(s) do not fit its text, and its other "
+                       f"spans alone would teach them as no entity; the first: {misfits[0]}")
+        return None
+    skipped.extend(repeats)
     kept, dropped = drop_overlaps(by_entity)
     skipped.extend(f"{by_entity[e].describe()}: {OVERLAP}" for e in dropped)
     return Record(p.rid, p.text, validate_entities(p.text, kept, p.where))

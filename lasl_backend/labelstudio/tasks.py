@@ -2,7 +2,9 @@
 
 Offsets are Python ``str`` indices (code points), ``end`` exclusive, as Label Studio 1.23 stores them,
 so a region's ``value.start``/``value.end`` are used as they come; a region that does not slice the
-task text exactly is skipped with a reason, never repaired.
+task text exactly is never repaired. Its annotation is then left out of D_L with the reason: the
+annotator marked an entity there, and training on the other regions alone would teach its characters
+as no entity.
 """
 
 from __future__ import annotations
@@ -69,50 +71,56 @@ def choose_annotation(annotations: Iterable[Any]) -> dict[str, Any] | None:
     return max(gt or usable, key=_ts)
 
 
-def regions_to_entities(text: str, result: Sequence[Any], ner: NerConfig) -> tuple[list[Entity], list[str]]:
-    """Entities from an annotation's ``result``; bad regions are skipped with a reason, the rest kept.
+def regions_to_entities(text: str, result: Sequence[Any], ner: NerConfig) -> tuple[list[Entity], list[str], list[str]]:
+    """Entities from an annotation's ``result``, the warnings about the regions left out, and the
+    regions that do not fit the text (the annotation is incomplete without them).
 
-    A region is skipped when it is not a ``labels`` region of our control, names no label of the
-    config, has non-integer, reversed or out-of-range offsets, carries a ``text`` that differs from
-    ``text[start:end]``, or overlaps an earlier kept region (BIO tags cannot hold overlaps).
+    A region is left out when it is not a ``labels`` region of our control, names no label of the
+    config, or overlaps an earlier kept region (BIO tags cannot hold overlaps). It does not fit when it
+    is no object, has no value or no labels, has non-integer, reversed or out-of-range offsets, or
+    carries a ``text`` that differs from ``text[start:end]``.
     """
     warnings: list[str] = []
+    misfits: list[str] = []
     candidates: list[Entity] = []
     for i, region in enumerate(result):
-        entity, whys = _read_region(region, text, ner)
+        entity, whys, misfit = _read_region(region, text, ner)
         warnings.extend(f"region {i}: {why}" for why in whys)
+        if misfit is not None:
+            misfits.append(f"region {i}: {misfit}")
         if entity is not None:
             candidates.append(entity)
     kept, overlaps = _drop_overlaps(candidates)
-    return kept, warnings + overlaps
+    return kept, warnings + overlaps, misfits
 
 
-def _read_region(r: Any, text: str, ner: NerConfig) -> tuple[Entity | None, list[str]]:
-    """One region as an entity (or None) and the warnings about it; another control's region gives neither."""
+def _read_region(r: Any, text: str, ner: NerConfig) -> tuple[Entity | None, list[str], str | None]:
+    """One region as an entity (or None), the warnings about it, and why it does not fit the text (None
+    when it does); another control's region gives none of them."""
     if not isinstance(r, dict):
-        return None, ["not an object"]
+        return None, [], "not an object"
     if r.get("type") not in (None, "labels") or r.get("from_name") not in (None, ner.from_name):
-        return None, []  # another control's region (e.g. a Choices next to the Labels): not ours, no warning
+        return None, [], None  # another control's region (e.g. a Choices next to the Labels): not ours
     if r.get("to_name") not in (None, ner.to_name):
-        return None, []
+        return None, [], None
     v = r.get("value")
     if not isinstance(v, dict):
-        return None, ["no value"]
+        return None, [], "no value"
     start, end = v.get("start"), v.get("end")
     if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) or not isinstance(end, int):
-        return None, ["start/end are not integers"]
+        return None, [], "start/end are not integers"
     if not 0 <= start < end <= len(text):
-        return None, [f"offsets [{start}, {end}) are reversed, empty or outside the text (length {len(text)})"]
+        return None, [], f"offsets [{start}, {end}) are reversed, empty or outside the text (length {len(text)})"
     labels = v.get("labels")
     if not isinstance(labels, list) or not labels:
-        return None, ["no labels"]
+        return None, [], "no labels"
     known = [lb for lb in labels if isinstance(lb, str) and ner.has_label(lb)]
     if not known:
-        return None, [f"label(s) {[str(x)[:40] for x in labels][:3]} not in the label config"]
+        return None, [f"label(s) {[str(x)[:40] for x in labels][:3]} not in the label config"], None
     notes = [f"several labels {known}; using {known[0]!r}"] if len(known) > 1 else []
     if "text" in v and v["text"] != text[start:end]:
-        return None, notes + [f"text {str(v['text'])[:40]!r} differs from the task text at [{start}, {end})"]
-    return Entity(start, end, known[0]), notes
+        return None, notes, f"text {str(v['text'])[:40]!r} differs from the task text at [{start}, {end})"
+    return Entity(start, end, known[0]), notes, None
 
 
 def _drop_overlaps(candidates: list[Entity]) -> tuple[list[Entity], list[str]]:
@@ -154,9 +162,15 @@ def split_tasks(tasks: Iterable[dict[str, Any]], ner: NerConfig, max_text_chars:
         if ann is None:
             unlabeled.append(UnlabeledTask(tid, text))
             continue
-        ents, warns = regions_to_entities(text, ann.get("result") or [], ner)
+        ents, warns, misfits = regions_to_entities(text, ann.get("result") or [], ner)
         for w in warns:
             warnings.append(f"task {tid}, annotation {ann.get('id')}: {w}")
+        if misfits:
+            why = (f"annotation {ann.get('id')}: {len(misfits)} region(s) do not fit the task text, "
+                   f"so its other regions would teach them as no entity; the first: {misfits[0]}")
+            skipped.append((tid, why))
+            log.warning("task %s left out of training: %s", tid, why)
+            continue
         labeled.append(LabeledTask(tid, text, ents, ann.get("id") if isinstance(ann.get("id"), int) else None, warns, ann.get("lead_time")))
     for w in warnings[:50]:
         log.warning("%s", w)

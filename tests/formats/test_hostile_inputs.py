@@ -25,6 +25,7 @@ CASES = {
     "an empty array": (b"[]", "holds no records"),
     "an array of numbers": (b"[1, 2, 3]", "cannot tell the format"),
     "random bytes": (bytes(range(256)) * 8, "not UTF-8 text"),
+    "UTF-16 with its byte-order mark": ('{"text": "患者", "entities": []}\n'.encode("utf-16"), "UTF-16 text"),
 }
 
 
@@ -48,11 +49,19 @@ def test_the_strict_jsonl_reader_refuses_the_same(tmp_path: Path, case: str) -> 
         read_jsonl(path)
 
 
-def test_a_label_studio_offset_past_any_text_is_skipped_not_fatal(tmp_path: Path) -> None:
-    task = {"id": 1, "data": {"text": "胸痛"}, "annotations": [{"id": 1, "result": [
-        {"from_name": "l", "type": "labels", "value": {"start": 0, "end": 10**30, "labels": ["症状"]}},
-        {"from_name": "l", "type": "labels", "value": {"start": 0, "end": 2, "labels": ["症状"]}}]}]}
+def test_a_label_studio_offset_past_any_text_leaves_its_task_out_not_the_read(tmp_path: Path) -> None:
+    regions = [{"from_name": "l", "type": "labels", "value": {"start": 0, "end": 10**30, "labels": ["症状"]}},
+               {"from_name": "l", "type": "labels", "value": {"start": 0, "end": 2, "labels": ["症状"]}}]
+    tasks = [{"id": 1, "data": {"text": "胸痛"}, "annotations": [{"id": 1, "result": regions}]},
+             {"id": 2, "data": {"text": "胸痛"}, "annotations": [{"id": 2, "result": regions[1:]}]}]
     path = tmp_path / "export.json"
-    path.write_text(json.dumps([task]), encoding="utf-8")
+    path.write_text(json.dumps(tasks), encoding="utf-8")
     loaded = read_records(path)
-    assert len(loaded.records[0].entities) == 1 and len(loaded.skipped) == 1
+    assert [len(r.entities) for r in loaded.records] == [1] and len(loaded.skipped) == 1
+    assert "task 1" in loaded.skipped[0] and "outside the text" in loaded.skipped[0]
+
+
+def test_a_directory_is_named_as_one(tmp_path: Path) -> None:
+    for read in (read_records, read_jsonl):
+        with pytest.raises(DataError, match="a directory, not a file"):
+            read(tmp_path)

@@ -59,12 +59,12 @@ def test_an_empty_result_is_a_record_without_entities(tmp_path: Path) -> None:
     assert loaded.records[0].entities == [] and loaded.records[1].entities == [Entity(3, 5, "症状")]
 
 
-def test_a_region_that_does_not_slice_the_text_is_skipped_and_said(tmp_path: Path) -> None:
+def test_a_task_with_a_region_that_does_not_slice_the_text_is_left_out_and_said(tmp_path: Path) -> None:
     bad = region(3, 5, "症状")
     bad["value"]["text"] = "头痛"
-    tasks = [task(1, [annotation(1, [bad, region(11, 15, "检查")])])]
+    tasks = [task(1, [annotation(1, [bad, region(11, 15, "检查")])]), task(2, [annotation(2, [region(11, 15, "检查")])])]
     loaded = read_records(write(tmp_path, tasks), "label-studio")
-    assert loaded.records[0].entities == [Entity(11, 15, "检查")]
+    assert [r.entities for r in loaded.records] == [[Entity(11, 15, "检查")]]
     assert len(loaded.skipped) == 1 and "task 1" in loaded.skipped[0] and "differs" in loaded.skipped[0]
 
 

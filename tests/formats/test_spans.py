@@ -58,18 +58,23 @@ def test_cmeee_inclusive_ends_are_detected_from_the_mentions(tmp_path: Path) -> 
     assert loaded.skipped == []
 
 
-def test_auto_takes_the_majority_and_skips_the_spans_that_disagree(tmp_path: Path) -> None:
+def test_auto_takes_the_majority_and_leaves_out_the_record_that_disagrees(tmp_path: Path) -> None:
     text = "右肺上叶结节，考虑肺癌"
-    rec = {"text": text, "entities": [
+    fits = {"text": text, "entities": [
         {"start": 0, "end": 4, "label": "解剖部位", "text": "右肺上叶"},
         {"start": 9, "end": 11, "label": "疾病和诊断", "text": "肺癌"},
+    ]}
+    odd = {"text": text, "entities": [
+        {"start": 0, "end": 4, "label": "解剖部位", "text": "右肺上叶"},
         {"start": 4, "end": 5, "label": "疾病和诊断", "text": "结节"},  # inclusive: the odd one out
     ]}
-    loaded = read(jsonl(tmp_path, rec), AUTO)
-    assert loaded.notes == ["span ends read as exclusive (checked on 3 spans with a mention)"]
+    loaded = read(jsonl(tmp_path, fits, odd), AUTO)
+    assert loaded.notes == ["span ends read as exclusive (checked on 4 spans with a mention)"]
     assert mentions(loaded) == [("右肺上叶", "解剖部位"), ("肺癌", "疾病和诊断")]
     assert len(loaded.skipped) == 1
-    assert loaded.skipped[0].startswith(f"{tmp_path / 'data.jsonl'}:1: span 3 [4, 5, '疾病和诊断']: mention '结节'")
+    assert loaded.skipped[0].startswith(f"{tmp_path / 'data.jsonl'}:2: record left out: 1 span(s) do not fit its text")
+    assert loaded.skipped[0].endswith(f"the first: {tmp_path / 'data.jsonl'}:2: span 2 [4, 5, '疾病和诊断']: mention '结节' "
+                                      "does not match the text there ('结', exclusive ends)")
 
 
 def test_forced_inclusive_ends_without_mentions(tmp_path: Path) -> None:
@@ -102,12 +107,14 @@ def test_json_array_and_jsonl_give_the_same_records_with_their_own_places(tmp_pa
     p = jsonl(tmp_path, *recs)
     p.write_text("\ufeff" + p.read_text(encoding="utf-8").replace("\n", "\n\n", 1), encoding="utf-8")  # BOM, blank line
     from_lines, from_array = read(p, AUTO), read(array(tmp_path, *recs), AUTO)
-    assert [(r.id, r.text, r.entities) for r in from_lines.records] == [
-        ("data.jsonl:1", "左膝关节疼痛", [Entity(0, 4, "解剖部位")]), ("data.jsonl:3", "行阑尾切除术", [Entity(1, 6, "手术")])]
-    assert [r.id for r in from_array.records] == ["data.json:1", "data.json:2"]
+    assert [(r.id, r.text, r.entities) for r in from_lines.records] == [("data.jsonl:1", "左膝关节疼痛", [Entity(0, 4, "解剖部位")])]
+    assert [r.id for r in from_array.records] == ["data.json:1"]
     assert [r.entities for r in from_array.records] == [r.entities for r in from_lines.records]
-    assert from_lines.skipped == [f"{p}:3: span 2 [9, 12, '手术']: outside the text (length 6)"]
-    assert from_array.skipped == [f"{tmp_path / 'data.json'}: record 2: span 2 [9, 12, '手术']: outside the text (length 6)"]
+    assert from_lines.skipped[0].startswith(f"{p}:3: record left out")
+    assert from_lines.skipped[0].endswith(f"{p}:3: span 2 [9, 12, '手术']: outside the text (length 6)")
+    where = f"{tmp_path / 'data.json'}: record 2"
+    assert from_array.skipped[0].startswith(f"{where}: record left out")
+    assert from_array.skipped[0].endswith(f"{where}: span 2 [9, 12, '手术']: outside the text (length 6)")
 
 
 def test_offsets_count_code_points_after_an_emoji_and_an_ext_b_character(tmp_path: Path) -> None:
@@ -120,7 +127,7 @@ def test_offsets_count_code_points_after_an_emoji_and_an_ext_b_character(tmp_pat
     assert loaded.skipped == []
 
 
-# ---------------------------------------------------------------- spans left out, records kept
+# ---------------------------------------------------------------- spans left out, or their records
 
 
 def test_nested_overlapping_and_repeated_spans_are_dropped_and_reported(tmp_path: Path) -> None:
@@ -153,11 +160,15 @@ def test_nested_overlapping_and_repeated_spans_are_dropped_and_reported(tmp_path
     ({"start": 6, "end": 3, "label": "疾病"}, " [6, 3, '疾病']: empty or reversed span"),
     ("疾病", ": '疾病' is neither a span object nor [start, end, label(, mention)]"),
 ])
-def test_a_bad_span_is_skipped_with_its_place_and_the_record_survives(tmp_path: Path, span: object, why: str) -> None:
-    rec = {"id": 17, "text": "既往有高血压病史十", "entities": [span, {"start": 3, "end": 6, "label": "疾病"}]}
-    loaded = read(jsonl(tmp_path, rec), AUTO)
-    assert [(r.id, r.entities) for r in loaded.records] == [("17", [Entity(3, 6, "疾病")])]
-    assert loaded.skipped == [f"{tmp_path / 'data.jsonl'}:1: span 1{why}"]
+def test_a_span_that_does_not_fit_leaves_its_record_out_with_the_place(tmp_path: Path, span: object, why: str) -> None:
+    """Its record's other spans alone would teach the marked characters as no entity."""
+    good = {"start": 3, "end": 6, "label": "疾病"}
+    recs = [{"id": 17, "text": "既往有高血压病史十", "entities": [span, good]}, {"id": 18, "text": "既往有高血压病史十", "entities": [good]}]
+    loaded = read(jsonl(tmp_path, *recs), AUTO)
+    assert [(r.id, r.entities) for r in loaded.records] == [("18", [Entity(3, 6, "疾病")])]
+    where = f"{tmp_path / 'data.jsonl'}:1"
+    assert loaded.skipped == [f"{where}: record left out: 1 span(s) do not fit its text, and its other spans alone "
+                              f"would teach them as no entity; the first: {where}: span 1{why}"]
 
 
 def test_an_empty_span_list_is_a_record_without_entities(tmp_path: Path) -> None:

@@ -42,10 +42,24 @@ def test_regions_are_validated_one_by_one() -> None:
         {"from_name": "other", "to_name": "text", "type": "choices", "value": {"choices": ["x"]}},  # another control: ignored
         "garbage",
     ]
-    ents, warns = regions_to_entities(TEXT, result, NER)
+    ents, warns, misfits = regions_to_entities(TEXT, result, NER)
     assert ents == [Entity(s, s + 3, "疾病"), Entity(m, m + 4, "药物")]
-    assert len(warns) == 7
+    assert [w.split(":")[0] for w in warns] == ["region 4", f"region [{s + 1}, {s + 4}) '部位' overlaps an earlier region; skipped"]
+    assert [m.split(":")[0] for m in misfits] == ["region 2", "region 3", "region 5", "region 7", "region 9"]
     assert all(TEXT[e.start : e.end] for e in ents)
+
+
+def test_an_annotation_with_a_region_that_does_not_fit_is_left_out_of_training() -> None:
+    """Its other regions alone would teach the misplaced entity's characters as no entity."""
+    s = TEXT.index("糖尿病")
+    good = {"from_name": "label", "to_name": "text", "type": "labels", "value": {"start": s, "end": s + 3, "labels": ["疾病"]}}
+    moved = {"from_name": "label", "to_name": "text", "type": "labels", "value": {"start": 0, "end": 2, "text": "糖尿", "labels": ["疾病"]}}
+    unknown = {"from_name": "label", "to_name": "text", "type": "labels", "value": {"start": 0, "end": 2, "labels": ["未知"]}}
+    ds = split_tasks([{"id": 1, "data": {"text": TEXT}, "annotations": [{"id": 11, "result": [good, moved]}]},
+                      {"id": 2, "data": {"text": TEXT}, "annotations": [{"id": 12, "result": [good, unknown]}]}], NER)
+    assert [t.task_id for t in ds.labeled] == [2] and ds.unlabeled == []  # a label the config dropped is no misfit
+    assert [tid for tid, _ in ds.skipped] == [1]
+    assert "annotation 11: 1 region(s) do not fit the task text" in ds.skipped[0][1] and "differs" in ds.skipped[0][1]
 
 
 def test_split_tasks_makes_dl_and_du() -> None:
@@ -74,11 +88,12 @@ def test_annotation_without_result_field_is_unusable_not_empty() -> None:
 def test_a_region_with_several_labels_keeps_the_first_and_says_so() -> None:
     s = TEXT.index("糖尿病")
     region = {"from_name": "label", "to_name": "text", "type": "labels", "value": {"start": s, "end": s + 3, "labels": ["疾病", "药物"]}}
-    ents, warns = regions_to_entities(TEXT, [region], NER)
+    ents, warns, misfits = regions_to_entities(TEXT, [region], NER)
     assert ents == [Entity(s, s + 3, "疾病")] and warns == ["region 0: several labels ['疾病', '药物']; using '疾病'"]
+    assert misfits == []
     region["value"]["text"] = "别的"
-    ents, warns = regions_to_entities(TEXT, [region], NER)
-    assert ents == [] and len(warns) == 2 and "differs from the task text" in warns[1]
+    ents, warns, misfits = regions_to_entities(TEXT, [region], NER)
+    assert ents == [] and len(warns) == 1 and "differs from the task text" in misfits[0]
 
 
 def test_warnings_name_the_task_and_annotation() -> None:
