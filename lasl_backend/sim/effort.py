@@ -19,7 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["BUDGETS", "TARGETS", "all_data_f1", "effort_markdown", "effort_report", "first_reach", "usable_f1", "write_effort"]
+__all__ = ["BUDGETS", "TARGETS", "all_data_f1", "effort_markdown", "effort_report", "f1_at", "first_reach", "usable_f1",
+           "write_effort"]
 
 #: characters labeled at which strategies are compared
 BUDGETS = (20_000, 40_000, 60_000, 80_000, 100_000, 130_000)
@@ -60,6 +61,12 @@ def _at(curves: list[tuple[np.ndarray, np.ndarray]], x: float) -> tuple[float | 
     """Mean F1 at ``x`` over the runs that reached it, and how many did."""
     vals = [float(np.interp(x, xs, ys)) for xs, ys in curves if xs[0] <= x <= xs[-1]]
     return (float(np.mean(vals)) if vals else None), len(vals)
+
+
+def f1_at(rows: Sequence[dict[str, Any]], unit: str, points: Sequence[float]) -> dict[str, dict[str, tuple[float | None, int]]]:
+    """strategy → point → (mean F1 over the seeds that reached it, how many did), x = ``unit`` (e.g.
+    ``labeled_records``)."""
+    return {name: {f"{p:g}": _at(curves, p) for p in points} for name, curves in _runs(rows, unit).items()}
 
 
 def first_reach(xs: np.ndarray, ys: np.ndarray, target: float) -> float | None:

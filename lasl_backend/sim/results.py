@@ -19,7 +19,7 @@ from .effort import write_effort
 from .plots import plot_curves
 from .settings import SimSettings
 
-__all__ = ["COLUMNS", "ROW_KEYS", "ReplayFileError", "collect_rows", "write_results"]
+__all__ = ["COLUMNS", "ROW_KEYS", "ReplayFileError", "collect_rows", "saved_rows", "write_results"]
 
 COLUMNS = ["strategy", "seed", "round", "labeled_records", "labeled_fraction", "labeled_chars", "corrections", "f1", "dev_f1", "heldout_f1",
            "heldout_records", "kappa", "lambda_t", "round_seconds"]
@@ -44,7 +44,8 @@ class ReplayFileError(ValueError):
     """A saved run that cannot be read: the message names the file."""
 
 
-def _saved_rows(path: Path) -> list[dict[str, Any]]:
+def saved_rows(path: Path) -> list[dict[str, Any]]:
+    """The rounds in one ``state.json`` or ``results.json`` (both keep them under ``rows``)."""
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -65,7 +66,7 @@ def collect_rows(out: Path) -> list[dict[str, Any]]:
     (:class:`ReplayFileError` for a file that cannot be read)."""
     rows: list[dict[str, Any]] = []
     for st in sorted((out / "state").glob("*/state.json")):
-        rows += _saved_rows(st)
+        rows += saved_rows(st)
     return sorted(rows, key=lambda r: (str(r["strategy"]), r["seed"], r["round"]))
 
 
