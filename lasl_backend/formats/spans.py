@@ -130,14 +130,14 @@ def _span_list_key(obj: dict) -> str | None:
     return next((k for k in SPAN_LIST_KEYS if _is_span_list(obj.get(k))), None)
 
 
-def _spans_of(obj: dict, where: str, skipped: list[str]) -> list[_Span]:
+def _spans_of(obj: dict, where: str, misfits: list[str]) -> list[_Span]:
     """The record's spans in whichever shape it has; no span key at all is an error, not a blank record."""
     key = _span_list_key(obj)
     if key is not None:
-        found = (_list_item(item, f"{where}: span {n}", skipped) for n, item in enumerate(obj[key], 1))
+        found = (_list_item(item, f"{where}: span {n}", misfits) for n, item in enumerate(obj[key], 1))
         return [s for s in found if s is not None]
     if isinstance(obj.get("label"), dict):
-        return _cluener_spans(obj["label"], where, skipped)
+        return _cluener_spans(obj["label"], where, misfits)
     raise DataError(f"{where}: no span list (a list under {' / '.join(SPAN_LIST_KEYS)}) and no CLUENER "
                     f"'label' dict; the record has keys: {', '.join(obj)}")
 
@@ -147,41 +147,41 @@ def _value(item: dict, keys: tuple[str, ...]) -> object:
     return None if key is None else item[key]
 
 
-def _list_item(item: object, place: str, skipped: list[str]) -> _Span | None:
+def _list_item(item: object, place: str, misfits: list[str]) -> _Span | None:
     """A span object, or ``[start, end, label(, mention)]``."""
     if isinstance(item, dict):
         fields = [_value(item, keys) for keys in (START_KEYS, END_KEYS, LABEL_KEYS, MENTION_KEYS)]
     elif isinstance(item, list) and len(item) in (3, 4):
         fields = (list(item) + [None])[:4]
     else:
-        skipped.append(f"{place}: {item!r} is neither a span object nor [start, end, label(, mention)]")
+        misfits.append(f"{place}: {item!r} is neither a span object nor [start, end, label(, mention)]")
         return None
-    return _make_span(place, *fields, skipped=skipped)
+    return _make_span(place, *fields, misfits=misfits)
 
 
-def _cluener_spans(labels: dict, where: str, skipped: list[str]) -> list[_Span]:
-    """CLUENER's ``label -> mention -> [[start, end], ...]``; a malformed entry is skipped, the rest kept."""
+def _cluener_spans(labels: dict, where: str, misfits: list[str]) -> list[_Span]:
+    """CLUENER's ``label -> mention -> [[start, end], ...]``; a malformed entry is a misfit, noted in ``misfits``."""
     spans: list[_Span] = []
     for label, mentions in labels.items():
         if not isinstance(mentions, dict):
-            skipped.append(f"{where}: label {label!r}: expected {{mention: [[start, end], ...]}}, "
+            misfits.append(f"{where}: label {label!r}: expected {{mention: [[start, end], ...]}}, "
                            f"got {type(mentions).__name__}")
             continue
         for mention, pairs in mentions.items():
-            spans.extend(_cluener_pairs(label, mention, pairs, f"{where}: {mention!r}", skipped))
+            spans.extend(_cluener_pairs(label, mention, pairs, f"{where}: {mention!r}", misfits))
     return spans
 
 
-def _cluener_pairs(label: str, mention: str, pairs: object, place: str, skipped: list[str]) -> list[_Span]:
+def _cluener_pairs(label: str, mention: str, pairs: object, place: str, misfits: list[str]) -> list[_Span]:
     if not isinstance(pairs, list):
-        skipped.append(f"{place}: expected a list of [start, end] pairs, got {type(pairs).__name__}")
+        misfits.append(f"{place}: expected a list of [start, end] pairs, got {type(pairs).__name__}")
         return []
     out: list[_Span] = []
     for pair in pairs:
         if not (isinstance(pair, list) and len(pair) == 2):
-            skipped.append(f"{place}: {pair!r} is not a [start, end] pair")
+            misfits.append(f"{place}: {pair!r} is not a [start, end] pair")
             continue
-        span = _make_span(place, pair[0], pair[1], label, mention, skipped=skipped)
+        span = _make_span(place, pair[0], pair[1], label, mention, misfits=misfits)
         if span is not None:
             out.append(span)
     return out
@@ -192,14 +192,14 @@ def _is_int(value: object) -> bool:
 
 
 def _make_span(place: str, start: object, end: object, label: object, mention: object, *,
-               skipped: list[str]) -> _Span | None:
-    """A span whose fields have usable types; one that has not is skipped, never guessed at."""
+               misfits: list[str]) -> _Span | None:
+    """A span whose fields have usable types; one that has not is noted in ``misfits``, never guessed at."""
     why = next((f"{name} {v!r} is not an integer" for name, v in (("start", start), ("end", end))
                 if not _is_int(v)), None)
     if why is None and not (isinstance(label, str) and label.strip()):
         why = "no label" if label is None else f"label {label!r} is not a non-empty string"
     if why is not None:
-        skipped.append(f"{place}: {why}")
+        misfits.append(f"{place}: {why}")
         return None
     assert isinstance(start, int) and isinstance(end, int) and isinstance(label, str)
     return _Span(place, start, end, label, mention if isinstance(mention, str) and mention else None)
