@@ -1,8 +1,8 @@
 """Replays from several directories side by side: F1 at equal characters, the effort to reach 90/95/98%
 of the all-data F1, F1 per record, on test and dev, and one figure.
 
-    python -m lasl_backend.sim.compare_runs docs/results/effort:lasl+cost+div,random runs/peak \\
-        --full-f1 0.8170 --dev-full-f1 0.8334 --out docs/results/effort/peak
+    python -m lasl_backend.sim.compare_runs docs/results/effort:lasl+cost+div,lasl,random runs/peak \\
+        --full-f1 0.8170 --dev-full-f1 0.8334 --out docs/results/effort-peak/compare
 
 Each source is a ``lasl simulate`` output directory (its ``state/``) or a directory of committed results
 (its ``results.json``), optionally followed by ``:`` and the strategies to take from it (default: all).
@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from .effort import all_data_f1, effort_markdown, effort_report, f1_at
 from .plots import plot_curves
-from .results import ReplayFileError, saved_rows, collect_rows
+from .results import ReplayFileError, collect_rows, saved_rows
 
 __all__ = ["RECORD_POINTS", "compare", "read_source"]
 
