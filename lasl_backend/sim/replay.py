@@ -34,6 +34,7 @@ from ..data import Entity, Record, read_jsonl
 from ..metrics import Corrections, entity_prf
 from ..ner import RecordScore, TrainConfig, peak_total, train_lasl
 from ..strategies import PoolScores, QueryStrategy, get_schedule, get_strategy, temporal_output_discrepancy
+from ..strategies.density import DensityWeighted, entity_rate, pool_density
 from ..strategies.diversity import Diversified, near_duplicate_groups, text_signature
 from .ls_queue import PushedVersion, push, serve
 from .results import write_results
@@ -59,6 +60,10 @@ def build_strategy(name: str, settings: SimSettings) -> QueryStrategy:
     if base in ("dbs", "lasl"):
         kwargs["schedule"] = settings.schedule
     strategy = get_strategy(base, **kwargs)
+    if "dens" in flags:
+        strategy = DensityWeighted(strategy, field="density")
+    if "yield" in flags:
+        strategy = DensityWeighted(strategy, field="entity_rate")
     return Diversified(strategy, window=settings.train_every) if "div" in flags else strategy
 
 
@@ -74,6 +79,8 @@ class Replay:
     labels: list[str]
     strategy: QueryStrategy
     groups: np.ndarray
+    #: each pool record's information density (``+dens``), computed once over the whole pool
+    density: np.ndarray
     #: training records kept out of the pool to choose variants on (``dev_records``), never labeled
     dev: list[Record]
 
@@ -87,7 +94,9 @@ class Replay:
         labels = sorted({e.label for r in train for e in r.entities})
         train, dev = split_dev(train, settings.dev_records)
         groups = near_duplicate_groups([text_signature(r.text) for r in train])
-        return cls(settings, strategy_name, seed, train, test, labels, build_strategy(strategy_name, settings), groups, dev)
+        density = pool_density([r.text for r in train])
+        return cls(settings, strategy_name, seed, train, test, labels, build_strategy(strategy_name, settings), groups,
+                   density, dev)
 
     @property
     def base(self) -> str:
@@ -162,6 +171,8 @@ def _pool(rp: Replay, state: RunState, rnd: int, pool_idx: list[int]) -> tuple[P
     cost = np.sqrt(np.array([s.n_chars for s in scores], dtype=np.float64)) if "sqrt" in split_name(rp.strategy_name)[1] else None
     pool = PoolScores.from_scores(scores, round=rnd, l_pred_vanilla=np.array([s.l_pred for s in scores]) if vanilla else None, tod=tod,
                                   group=rp.groups[pool_idx].astype(np.float64), cost=cost)
+    pool.density = rp.density[pool_idx]
+    pool.entity_rate = entity_rate([len(s.entities) for s in scores], [s.n_chars for s in scores])
     if vanilla:
         pool.l_pred = None  # the learning-loss net's output is not an LPN loss prediction
     if "peak" in split_name(rp.strategy_name)[1]:

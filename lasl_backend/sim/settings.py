@@ -26,8 +26,10 @@ STRATEGY_MODELS: dict[str, tuple[str | None, bool]] = {
 #: a strategy name may carry flags: ``lasl+cost`` ranks per unit of cost (characters in the simulator),
 #: ``+sqrt`` per square root of the characters (between per record and per character), ``+div`` spreads
 #: consecutive queue positions over groups of near-identical texts, ``+peak`` ranks a record by its hardest
-#: chunk (its L_min and L_p per character, times its characters) instead of by the sum over its chunks
-FLAGS = ("cost", "sqrt", "div", "peak")
+#: chunk (its L_min and L_p per character, times its characters) instead of by the sum over its chunks,
+#: ``+dens`` weighs the score by how typical the record's text is of the pool (information density), ``+yield``
+#: by the entities the model predicts per character
+FLAGS = ("cost", "sqrt", "div", "peak", "dens", "yield")
 #: the strategies whose scores can be divided by a cost (the others' flags would be silently ignored)
 COST_AWARE = ("dbs", "lasl", "mlp", "lpn")
 #: the strategies that rank by L_min or L_p, which ``+peak`` replaces

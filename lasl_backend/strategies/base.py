@@ -29,7 +29,7 @@ class MissingScoreError(QueryError):
 
 
 # The optional per-record arrays of PoolScores.
-SCORE_FIELDS: tuple[str, ...] = ("l_min", "l_max", "p_max", "l_pred", "l_pred_vanilla", "n_chars", "n_chunks", "tod", "cost", "group")
+SCORE_FIELDS: tuple[str, ...] = ("l_min", "l_max", "p_max", "l_pred", "l_pred_vanilla", "n_chars", "n_chunks", "tod", "cost", "group", "density", "entity_rate")
 
 
 @dataclass
@@ -43,6 +43,8 @@ class PoolScores:
       (the loss nets' outputs are sums over chunks). ``tod``: temporal output discrepancy (see ``tod.py``).
     - ``cost``: what labeling the record costs the annotator (expected seconds, or its characters; ``cost.py``).
     - ``group``: a group of near-identical texts (``diversity.py``), an integer id stored as a float.
+    - ``density``: how typical the record's text is of the pool, in (0, 1] (``density.py``); ``entity_rate``:
+      the entities the model predicts per character (``density.py``).
     - ``round``: the active-learning round t, for Λ schedules (Eq. 11-12).
     Arrays are stored as float64; each must have ``n`` entries.
     """
@@ -58,6 +60,8 @@ class PoolScores:
     tod: np.ndarray | None = None
     cost: np.ndarray | None = None
     group: np.ndarray | None = None
+    density: np.ndarray | None = None
+    entity_rate: np.ndarray | None = None
     round: int = 0
 
     def __post_init__(self) -> None:

@@ -227,3 +227,30 @@ def test_peak_ranks_the_pool_by_each_records_hardest_chunk():
     pool = PoolScores.from_scores(scores)
     _rank_by_peaks(pool, scores)
     assert pool.l_min.tolist() == pytest.approx([8.0, 4.0]) and pool.l_pred.tolist() == pytest.approx([4.0, 2.0])
+
+
+def test_density_flags_wrap_the_strategy_under_the_diversity():
+    """``+dens`` and ``+yield`` weigh the base's score before ``+div`` spreads the result."""
+    from lasl_backend.sim.replay import build_strategy
+    from lasl_backend.sim.settings import SimSettings
+    from lasl_backend.strategies.density import DensityWeighted
+    from lasl_backend.strategies.diversity import Diversified
+
+    s = build_strategy("lasl+cost+yield+div", SimSettings(data="unused", strategies=[], seeds=[0], init=0.01, step=0.01, rounds=1))
+    assert isinstance(s, Diversified) and isinstance(s.base, DensityWeighted) and s.base.field == "entity_rate"
+    assert s.requires == ("l_min", "l_pred", "n_chars", "entity_rate", "group")
+    d = build_strategy("mlp+dens", SimSettings(data="unused", strategies=[], seeds=[0], init=0.01, step=0.01, rounds=1))
+    assert isinstance(d, DensityWeighted) and d.field == "density"
+
+
+def test_a_queue_replay_ranks_by_density_and_entity_rate(data_dir, tmp_path):
+    """Both weights reach the pool a real replay ranks: two rounds run and label distinct records."""
+    out = tmp_path / "sim"
+    rc = main(["simulate", "--data", str(data_dir), "--strategies", "lasl+cost+dens+div,mlp+yield", "--seeds", "0",
+               "--init", "0.1", "--rounds", "2", "--train-every", "3", "--out", str(out), "--first-round-steps", "4",
+               "--round-steps", "2", "--epochs-per-round", "1"])
+    assert rc == 0
+    for name in ("lasl+cost+dens+div", "mlp+yield"):
+        state = json.loads((out / "state" / f"{name}-s0" / "state.json").read_text())
+        assert [r["labeled_records"] for r in state["rows"]] == [2, 5, 8]
+        assert len(set(state["labeled"])) == 8
