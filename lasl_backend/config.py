@@ -282,6 +282,10 @@ class Settings(BaseSettings):
         "a lead_time (LASL_COST_MIN_ANNOTATIONS), per character until then; 'chars' always per character; 'none' whole "
         "records, as the paper ranks (docs/serving.md, \"The queue\").",
         Check(lambda v: v in ("auto", "chars", "none"), "auto, chars or none", good=("chars",), bad=("seconds",)), normalize=str.lower)
+    entity_weight: float = setting(
+        0.0, "LASL_ENTITY_WEIGHT", "How much the queue favours tasks with many predicted entities per unit of cost: the log "
+        "of that rate, scaled to the spread of the DBS ranks, times this weight, is added to each task's log rank (0 = off; "
+        "docs/serving.md, \"The queue\").", between(0.0, 10.0))
     cost_min_annotations: int = setting(
         30, "LASL_COST_MIN_ANNOTATIONS", "Usable lead times (finite, positive, under 4 hours) before the seconds model replaces "
         "characters.", between(3, 10**6))

@@ -31,8 +31,10 @@ import numpy as np
 from ..ner import RecordScore
 from ..strategies import DBSNormalizer
 from ..strategies.cost import CostModel
+from ..strategies.density import entity_rate
 
-__all__ = ["COLD_START_VERSION", "UNREADABLE_SCORE", "cold_start_score", "dbs_score", "queue_scores", "record_costs", "unit_interval"]
+__all__ = ["COLD_START_VERSION", "UNREADABLE_SCORE", "cold_start_score", "dbs_score", "queue_scores", "record_costs", "record_entity_rates",
+           "unit_interval"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,11 @@ def record_costs(records: Sequence[RecordScore], cost_model: CostModel | None) -
     return cost_model.seconds(chars, np.array([len(r.entities) for r in records], dtype=np.float64))
 
 
+def record_entity_rates(records: Sequence[RecordScore], costs: np.ndarray | None) -> np.ndarray:
+    """The entities the model predicts per unit of what the queue divides by (``costs``; None: per record)."""
+    return entity_rate([len(r.entities) for r in records], np.ones(len(records)) if costs is None else costs)
+
+
 def queue_scores(records: Sequence[RecordScore], normalizer: DBSNormalizer | None, project_id: int | None = None,
                  cost_model: CostModel | None = None) -> list[float]:
     """One score per record: DBS order under ``normalizer`` (per unit of cost when it is cost-aware: expected
@@ -78,10 +85,12 @@ def queue_scores(records: Sequence[RecordScore], normalizer: DBSNormalizer | Non
     if normalizer is None or any(r.l_pred is None for r in records):
         return fallback
     try:
+        costs = record_costs(records, cost_model)
         log_rank = normalizer.log_rank(
             np.array([r.l_min for r in records], dtype=np.float64),
             np.array([r.l_pred for r in records], dtype=np.float64),
-            record_costs(records, cost_model),
+            costs,
+            record_entity_rates(records, costs if normalizer.normalize_length else None),
         )
     except Exception as exc:  # noqa: BLE001 - e.g. a non-finite loss on one record
         log.warning("project %s: DBS score failed (%s); scoring this batch by confidence", project_id, exc)

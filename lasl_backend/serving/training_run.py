@@ -40,7 +40,7 @@ from .model_slot import ModelSlot, ServedModel
 from .prediction import predictions_for
 from .ranking import diversify, fit_project_cost
 from .run_state import RunTracker, utc_now
-from .scores import record_costs
+from .scores import record_costs, record_entity_rates
 from .stop_signal import draw_stop_set, measure_version
 from .store import MODEL_SUBDIR, NORMALIZER, ModelStore
 
@@ -286,8 +286,10 @@ class TrainingRun:
         normalizer = None
         if records and all(r.l_pred is not None for r in records):
             per_cost = s.queue_cost != "none"
-            pool = PoolScores.from_scores(records, round=round_t, cost=record_costs(records, cost_model) if per_cost else None)
-            normalizer = DBSNormalizer.from_pool(pool, s.schedule, normalize_length=per_cost)
+            costs = record_costs(records, cost_model) if per_cost else None
+            pool = PoolScores.from_scores(records, round=round_t, cost=costs)
+            pool.entity_rate = record_entity_rates(records, costs)
+            normalizer = DBSNormalizer.from_pool(pool, s.schedule, normalize_length=per_cost, entity_beta=s.entity_weight)
         meta = self._meta(fetched, fitted, n_trained, n_held, f1, normalizer, round_t)
         meta["cost_model"] = cost_model.to_dict() if cost_model is not None else None
         meta["cost_unit"] = "none" if s.queue_cost == "none" else ("seconds" if cost_model is not None else "chars")
@@ -356,6 +358,7 @@ class TrainingRun:
             "served_tagger": getattr(result, "served", None),
             "steps": getattr(result, "steps", None),
             "lambda_t": normalizer.lambda_t if normalizer is not None else None,
+            "entity_weight": self.ctx.settings.entity_weight,
             "schedule": self.ctx.settings.schedule,
             "round": round_t,
             "train_seconds": round(fitted.seconds, 3),

@@ -13,12 +13,13 @@ it would have had inside that pool.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Union
 
 import numpy as np
 
 from .base import MissingScoreError, PoolScores, PoolTooSmallError, QueryError, QueryStrategy
+from .density import LogWeight
 from .schedules import Schedule, get_schedule
 
 __all__ = ["DBSNormalizer", "DynamicBalanceSampling", "cost_of", "logsumexp"]
@@ -59,23 +60,31 @@ class DBSNormalizer:
     """Λ_t and the pool's softmax denominators, frozen so that Eq. 6 can score records one at a time.
 
     ``lse_min`` = LSE over the pool of L_min (or L_min per unit of cost when ``normalize_length``: per
-    expected second, or per character), ``lse_pred`` the same for L_p. Saved as JSON next to each model version (``to_dict``/``from_dict``).
+    expected second, or per character), ``lse_pred`` the same for L_p. ``entity_coef`` and ``entity_centre``
+    weigh the log rank by the entities the model predicts per unit of cost (``density.LogWeight``; 0 = off).
+    Saved as JSON next to each model version (``to_dict``/``from_dict``).
     """
 
     lambda_t: float
     lse_min: float
     lse_pred: float
     normalize_length: bool = False
+    entity_coef: float = 0.0
+    entity_centre: float = 0.0
 
     def __post_init__(self) -> None:
         self.lambda_t = float(self.lambda_t)
         self.lse_min = float(self.lse_min)
         self.lse_pred = float(self.lse_pred)
         self.normalize_length = bool(self.normalize_length)
+        self.entity_coef = float(self.entity_coef)
+        self.entity_centre = float(self.entity_centre)
         if not 0.0 <= self.lambda_t <= 1.0:
             raise ValueError(f"lambda_t must be in [0, 1], got {self.lambda_t}")
         if not (math.isfinite(self.lse_min) and math.isfinite(self.lse_pred)):
             raise ValueError("lse_min and lse_pred must be finite")
+        if not (math.isfinite(self.entity_coef) and self.entity_coef >= 0 and math.isfinite(self.entity_centre)):
+            raise ValueError("entity_coef must be finite and >= 0, entity_centre finite")
 
     @classmethod
     def from_pool(
@@ -83,24 +92,44 @@ class DBSNormalizer:
         pool: PoolScores,
         schedule: Union[str, float, Schedule] = "pool_confidence",
         normalize_length: bool = False,
+        entity_beta: float = 0.0,
     ) -> "DBSNormalizer":
-        """Λ_t = ``schedule(pool)`` (Eq. 7 by default) and the pool's LSE of L_min and of L_p."""
+        """Λ_t = ``schedule(pool)`` (Eq. 7 by default) and the pool's LSE of L_min and of L_p; with
+        ``entity_beta`` > 0, the weight of the pool's ``entity_rate`` frozen from the spread of its ranks."""
         if pool.n == 0:
             raise PoolTooSmallError("cannot build a DBS normalizer from an empty pool")
         l_min = pool.require("l_min", "dbs")
         l_pred = pool.require("l_pred", "dbs")
         n = cost_of(pool) if normalize_length else None
         lam = float(get_schedule(schedule)(pool))
-        return cls(
+        plain = cls(
             lambda_t=lam,
             lse_min=logsumexp(_inputs(l_min, n, normalize_length, "l_min")),
             lse_pred=logsumexp(_inputs(l_pred, n, normalize_length, "l_pred")),
             normalize_length=normalize_length,
         )
+        if entity_beta <= 0:
+            return plain
+        rates = pool.require("entity_rate", "an entity-weighted dbs")
+        weight = LogWeight.from_pool(plain.log_rank(l_min, l_pred, n), rates, entity_beta)
+        return replace(plain, entity_coef=weight.coef, entity_centre=weight.centre)
 
-    def log_rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None = None) -> np.ndarray:
+    def log_rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None = None,
+                 entity_rate: np.ndarray | None = None) -> np.ndarray:
         """log of Eq. 6's rank for each record, with the frozen pool denominators; ``n_chars`` is what a
-        cost-aware normalizer divides by (the records' costs, in the unit the pool's were)."""
+        cost-aware normalizer divides by (the records' costs, in the unit the pool's were), ``entity_rate``
+        what an entity-weighted one weighs by."""
+        rank = self._plain_log_rank(l_min, l_pred, n_chars)
+        if self.entity_coef == 0:
+            return rank
+        if entity_rate is None:
+            raise MissingScoreError("an entity-weighted DBS needs each record's 'entity_rate'")
+        rate = np.asarray(entity_rate, dtype=np.float64).reshape(-1)
+        if rate.shape != rank.shape:
+            raise ValueError(f"the entity rates have {rate.shape[0]} entries, l_min has {rank.shape[0]}")
+        return rank + LogWeight(self.entity_coef, self.entity_centre).term(rate)
+
+    def _plain_log_rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None) -> np.ndarray:
         a = _inputs(l_min, n_chars, self.normalize_length, "l_min") - self.lse_min  # log softmax(L_min)_i
         b = _inputs(l_pred, n_chars, self.normalize_length, "l_pred") - self.lse_pred  # log softmax(L_p)_i
         if a.shape != b.shape:
@@ -112,9 +141,10 @@ class DBSNormalizer:
             return b
         return np.logaddexp(math.log(lam) + a, math.log1p(-lam) + b)
 
-    def rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None = None) -> np.ndarray:  # noqa: D102
+    def rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None = None,
+             entity_rate: np.ndarray | None = None) -> np.ndarray:
         """Eq. 6's rank itself (may underflow to 0 on saturating pools; rank by :meth:`log_rank`)."""
-        return np.exp(self.log_rank(l_min, l_pred, n_chars))
+        return np.exp(self.log_rank(l_min, l_pred, n_chars, entity_rate))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +152,8 @@ class DBSNormalizer:
             "lse_min": self.lse_min,
             "lse_pred": self.lse_pred,
             "normalize_length": self.normalize_length,
+            "entity_coef": self.entity_coef,
+            "entity_centre": self.entity_centre,
         }
 
     @classmethod
@@ -134,6 +166,8 @@ class DBSNormalizer:
             lse_min=d["lse_min"],
             lse_pred=d["lse_pred"],
             normalize_length=d.get("normalize_length", False),
+            entity_coef=d.get("entity_coef", 0.0),
+            entity_centre=d.get("entity_centre", 0.0),
         )
 
 

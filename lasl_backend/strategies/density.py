@@ -17,13 +17,14 @@ pool, raised to a power β.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from .base import PoolScores, QueryStrategy
 
-__all__ = ["DensityWeighted", "entity_rate", "pool_density"]
+__all__ = ["DensityWeighted", "LogWeight", "entity_rate", "pool_density"]
 
 #: the density of a text that shares nothing with the pool (an empty one); its log stays finite
 MIN_DENSITY = 1e-6
@@ -70,6 +71,36 @@ def entity_rate(n_entities: Sequence[int] | np.ndarray, n_chars: Sequence[int] |
     return (k + 0.5) / np.maximum(n, 1.0)
 
 
+def _log_values(values: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(np.asarray(values, dtype=np.float64).reshape(-1), MIN_DENSITY, None))
+
+
+@dataclass(frozen=True)
+class LogWeight:
+    """``coef`` · (log value − ``centre``), frozen from a pool so that a record scored on its own later gets
+    the term it had inside that pool (as the DBS normaliser freezes its denominators)."""
+
+    coef: float = 0.0
+    centre: float = 0.0
+
+    @classmethod
+    def from_pool(cls, base: np.ndarray, values: np.ndarray, beta: float) -> LogWeight:
+        """β times the spread of the pool's ``base`` scores per unit of spread of its log ``values``; no weight
+        (coef 0) where either does not vary."""
+        base = np.asarray(base, dtype=np.float64).reshape(-1)
+        log_v = _log_values(values)
+        finite = base[np.isfinite(base)]
+        spread_base = float(np.std(finite)) if finite.size > 1 else 0.0
+        spread_v = float(np.std(log_v)) if log_v.size > 1 else 0.0
+        if beta == 0 or spread_base == 0 or spread_v == 0:
+            return cls()
+        return cls(coef=beta * (spread_base / spread_v), centre=float(np.mean(log_v)))
+
+    def term(self, values: np.ndarray) -> np.ndarray:
+        """What the weight adds to each record's score."""
+        return self.coef * (_log_values(values) - self.centre)
+
+
 class DensityWeighted(QueryStrategy):
     """``base``'s score + ``beta`` · log of the pool array ``field`` (``density``, or ``entity_rate``),
     scaled to the spread of the base scores (see the module docstring). ``beta`` = 0 is the base strategy."""
@@ -88,13 +119,9 @@ class DensityWeighted(QueryStrategy):
         base = np.asarray(self.base.score(pool), dtype=np.float64).reshape(-1)
         if self.beta == 0 or pool.n == 0:
             return base
-        log_d = np.log(np.clip(pool.require(self.field, f"{self.base.name}+{self.field}"), MIN_DENSITY, None))
-        finite = np.isfinite(base)
-        spread_base = float(np.std(base[finite])) if finite.sum() > 1 else 0.0
-        spread_d = float(np.std(log_d))
-        if spread_base == 0 or spread_d == 0:
-            return base
-        return base + self.beta * (spread_base / spread_d) * (log_d - float(np.mean(log_d)))
+        values = pool.require(self.field, f"{self.base.name}+{self.field}")
+        weight = LogWeight.from_pool(base, values, self.beta)
+        return base + weight.term(values) if weight.coef else base
 
     def __repr__(self) -> str:
         return f"DensityWeighted({self.base!r}, beta={self.beta})"

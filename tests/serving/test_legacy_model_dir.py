@@ -49,7 +49,9 @@ def test_old_model_dir_serves_the_same_predictions(model_dir: Path) -> None:
     assert len(results) == len(EXPECTED["predict"])
     for got, want in zip(results, EXPECTED["predict"]):
         assert got["model_version"] == want["model_version"] == EXPECTED["version"]
-        assert got["score"] == pytest.approx(want["score"], rel=1e-7, abs=1e-9)
+        # the score is a function of the model's float32 losses, so it carries their tolerance: float32 sums
+        # differ in the last bits from one CPU's vector units to another's
+        assert got["score"] == pytest.approx(want["score"], rel=1e-5, abs=1e-7)
         assert [(r["value"]["start"], r["value"]["end"], r["value"]["text"], r["value"]["labels"]) for r in got["result"]] == \
                [(r["value"]["start"], r["value"]["end"], r["value"]["text"], r["value"]["labels"]) for r in want["result"]]
         assert [r["score"] for r in got["result"]] == pytest.approx([r["score"] for r in want["result"]], rel=1e-6, abs=1e-7)

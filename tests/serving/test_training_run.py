@@ -187,6 +187,20 @@ def test_a_run_pushes_what_predict_answers(tmp_path: Path, fake: FakeLabelStudio
     assert fake.projects[PID]["model_version"] == summary["version"] == b.model_version
 
 
+def test_an_entity_weighted_run_pushes_what_predict_answers(tmp_path: Path, fake: FakeLabelStudio, fixture_model: NerModel) -> None:
+    """With LASL_ENTITY_WEIGHT the frozen weight is saved with the version, and a task scored on its own gets
+    the score it was pushed with."""
+    b = make_backend(tmp_path, fake, Trainer(fixture_model), entity_weight=0.5, diversity_window=0)
+    summary = b.train("START_TRAINING")
+    saved = json.loads(b.store.normalizer_path(PID, summary["version"]).read_text(encoding="utf-8"))
+    assert saved["entity_coef"] > 0 and saved["normalize_length"] is True
+    assert b.store.read_meta(PID, summary["version"])["entity_weight"] == 0.5
+    pushed = fake.latest_predictions(PID)
+    for tid, p in pushed.items():
+        direct = b.predict([{"id": tid, "data": {"text": fake.tasks[tid]["data"]["text"]}}])[0]
+        assert direct["score"] == pytest.approx(p["score"], rel=1e-6)
+
+
 # ---- round numbers come from the store ------------------------------------------------------------------
 def test_round_numbers_after_a_failed_run_and_a_restart(tmp_path: Path, fake: FakeLabelStudio, fixture_model: NerModel) -> None:
     trainer = Trainer(fixture_model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Callable
 
@@ -9,7 +10,14 @@ import numpy as np
 import pytest
 
 import tests.strategies.test_strategies as contract_module
-from lasl_backend.strategies import DynamicBalanceSampling, MinimumLossSampling, MissingScoreError, PoolScores, QueryStrategy
+from lasl_backend.strategies import (
+    DBSNormalizer,
+    DynamicBalanceSampling,
+    MinimumLossSampling,
+    MissingScoreError,
+    PoolScores,
+    QueryStrategy,
+)
 from lasl_backend.strategies.base import SCORE_FIELDS
 from lasl_backend.strategies.density import MIN_DENSITY, DensityWeighted, entity_rate, pool_density
 from tests.strategies.test_strategies import StrategyContract
@@ -163,3 +171,51 @@ class TestDensityMLP(_DensityContract):
 class TestDensityDBS(_DensityContract):
     def base(self) -> QueryStrategy:
         return DynamicBalanceSampling(normalize_length=True)
+
+
+# ---------------------------------------------------------------- the backend's frozen weight
+
+
+def entity_pool(n: int = 30, seed: int = 4) -> PoolScores:
+    rng = np.random.default_rng(seed)
+    n_chars = rng.integers(50, 900, n).astype(float)
+    return PoolScores(n=n, l_min=rng.uniform(0.5, 40.0, n), l_pred=rng.normal(0.0, 3.0, n), n_chars=n_chars,
+                      entity_rate=entity_rate(rng.integers(0, 40, n), n_chars))
+
+
+def test_the_normalizer_weighs_as_the_simulator_ranks() -> None:
+    """The backend's frozen weight gives the pool exactly the scores the simulator's wrapper ranks it by."""
+    pool = entity_pool()
+    norm = DBSNormalizer.from_pool(pool, normalize_length=True, entity_beta=0.5)
+    backend = norm.log_rank(pool.l_min, pool.l_pred, pool.n_chars, pool.entity_rate)
+    simulator = DensityWeighted(DynamicBalanceSampling(normalize_length=True), beta=0.5, field="entity_rate").score(pool)
+    assert norm.entity_coef > 0
+    assert backend == pytest.approx(simulator, rel=1e-12, abs=1e-12)
+    # a record scored on its own later gets the value it had in the pool
+    one = norm.log_rank(pool.l_min[:1], pool.l_pred[:1], pool.n_chars[:1], pool.entity_rate[:1])
+    assert one[0] == pytest.approx(backend[0], rel=1e-12)
+
+
+def test_the_frozen_weight_survives_a_round_trip_and_old_files() -> None:
+    norm = DBSNormalizer.from_pool(entity_pool(), normalize_length=True, entity_beta=0.5)
+    assert DBSNormalizer.from_dict(json.loads(json.dumps(norm.to_dict()))) == norm
+    old = {"lambda_t": 0.4, "lse_min": 3.0, "lse_pred": 1.0, "normalize_length": True}  # written before the weight
+    assert DBSNormalizer.from_dict(old).entity_coef == 0.0
+    plain = DBSNormalizer.from_pool(entity_pool(), normalize_length=True)
+    assert plain.entity_coef == 0.0 and DBSNormalizer.from_dict(plain.to_dict()) == plain
+
+
+def test_the_weight_needs_its_rates_and_sane_values() -> None:
+    pool = entity_pool()
+    norm = DBSNormalizer.from_pool(pool, normalize_length=True, entity_beta=0.5)
+    with pytest.raises(MissingScoreError, match="entity_rate"):
+        norm.log_rank(pool.l_min, pool.l_pred, pool.n_chars)
+    with pytest.raises(ValueError, match="entity rates"):
+        norm.log_rank(pool.l_min, pool.l_pred, pool.n_chars, pool.entity_rate[:3])
+    no_rates = PoolScores(n=pool.n, l_min=pool.l_min, l_pred=pool.l_pred, n_chars=pool.n_chars)
+    with pytest.raises(MissingScoreError, match="entity_rate"):
+        DBSNormalizer.from_pool(no_rates, normalize_length=True, entity_beta=0.5)
+    assert DBSNormalizer.from_pool(no_rates, normalize_length=True).entity_coef == 0.0  # off: rates not needed
+    for bad in ({"entity_coef": -1.0}, {"entity_coef": math.inf}, {"entity_centre": math.nan}):
+        with pytest.raises(ValueError, match="entity"):
+            DBSNormalizer(lambda_t=0.5, lse_min=1.0, lse_pred=1.0, **bad)
