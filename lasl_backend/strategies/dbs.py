@@ -127,6 +127,8 @@ class DBSNormalizer:
         rate = np.asarray(entity_rate, dtype=np.float64).reshape(-1)
         if rate.shape != rank.shape:
             raise ValueError(f"the entity rates have {rate.shape[0]} entries, l_min has {rank.shape[0]}")
+        if not np.all(np.isfinite(rate)):
+            raise QueryError("the entity rates have non-finite values")
         return rank + LogWeight(self.entity_coef, self.entity_centre).term(rate)
 
     def _plain_log_rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None) -> np.ndarray:

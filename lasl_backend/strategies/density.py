@@ -1,17 +1,18 @@
-"""Information density: weigh a record's uncertainty by how typical its text is of the pool.
+"""Weights on a strategy's score: how typical a record's text is of the pool, and how many entities it holds.
 
-Uncertainty alone drifts towards outliers as the model improves: the records it is least sure of are
-often the ones least like the rest (a rare section, a garbled note), and what they teach transfers
-little. Settles & Craven (EMNLP 2008) multiply a record's uncertainty by its mean similarity to the
-pool, raised to a power β.
-
-- :func:`pool_density`: each text's mean cosine similarity to all the texts, on TF-IDF vectors of
-  character bigrams. With unit-length vectors the mean similarity to the pool is the dot product with
-  the pool's mean vector, so it costs one pass over the bigrams, not a pairwise matrix. It depends on the
-  texts only and is computed once per pool.
-- :class:`DensityWeighted`: any strategy, its score plus β times the log density. The log density is
-  first scaled to the spread of the base scores, so that β weighs the two terms whatever unit the base
-  strategy scores in (a DBS rank per character varies little in absolute terms).
+- **Information density.** Uncertainty alone drifts towards outliers as the model improves: the records it
+  is least sure of are often the ones least like the rest, and what they teach transfers little. Settles
+  & Craven (EMNLP 2008) multiply a record's uncertainty by its mean similarity to the pool.
+  :func:`pool_density` is each text's mean cosine similarity to all the texts, on TF-IDF vectors of
+  character bigrams; with unit-length vectors that is the dot product with the pool's mean vector, one
+  pass over the bigrams and no pairwise matrix. It depends on the texts only.
+- **Entity rate.** A record teaches the tagger through its entities, while the annotator pays for its
+  characters. :func:`entity_rate` is the entities the model predicts per character (or per unit of cost).
+- :class:`LogWeight` adds β times the log of such a value, scaled to the spread of the base scores so that
+  β weighs the two terms whatever unit the base strategy scores in (a DBS rank per character varies little
+  in absolute terms); frozen from a pool, it scores a record later as it would have inside that pool.
+  :class:`DensityWeighted` wraps any strategy with it (the simulator's ``+dens`` and ``+yield``); the
+  backend freezes it in the DBS normaliser (``LASL_ENTITY_WEIGHT``).
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ def pool_density(texts: Sequence[str]) -> np.ndarray:
 
 
 def entity_rate(n_entities: Sequence[int] | np.ndarray, n_chars: Sequence[int] | np.ndarray) -> np.ndarray:
-    """The entities the model predicts per character, smoothed by half an entity so that a record with none
-    predicted keeps a finite weight (the model may be missing its entities)."""
+    """The entities the model predicts per character (or per unit of cost, ``n_chars`` then being the costs),
+    smoothed by half an entity so that a record with none predicted keeps a finite weight (the model may be
+    missing its entities)."""
     k = np.asarray(n_entities, dtype=np.float64).reshape(-1)
     n = np.asarray(n_chars, dtype=np.float64).reshape(-1)
     return (k + 0.5) / np.maximum(n, 1.0)

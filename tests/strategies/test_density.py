@@ -16,6 +16,7 @@ from lasl_backend.strategies import (
     MinimumLossSampling,
     MissingScoreError,
     PoolScores,
+    QueryError,
     QueryStrategy,
 )
 from lasl_backend.strategies.base import SCORE_FIELDS
@@ -212,6 +213,8 @@ def test_the_weight_needs_its_rates_and_sane_values() -> None:
         norm.log_rank(pool.l_min, pool.l_pred, pool.n_chars)
     with pytest.raises(ValueError, match="entity rates"):
         norm.log_rank(pool.l_min, pool.l_pred, pool.n_chars, pool.entity_rate[:3])
+    with pytest.raises(QueryError, match="non-finite"):
+        norm.log_rank(pool.l_min, pool.l_pred, pool.n_chars, np.where(np.arange(pool.n) == 2, np.nan, pool.entity_rate))
     no_rates = PoolScores(n=pool.n, l_min=pool.l_min, l_pred=pool.l_pred, n_chars=pool.n_chars)
     with pytest.raises(MissingScoreError, match="entity_rate"):
         DBSNormalizer.from_pool(no_rates, normalize_length=True, entity_beta=0.5)
