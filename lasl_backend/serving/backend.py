@@ -271,6 +271,7 @@ class LaslBackend:
             "cost_unit": meta.get("cost_unit"),
             "cost_model": meta.get("cost_model"),
             "diversity": meta.get("diversity"),
+            "entity_weight": meta.get("entity_weight"),
         }
 
     def stopping(self, signals: list[dict[str, Any]] | None = None) -> dict[str, Any]:

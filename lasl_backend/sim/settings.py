@@ -52,6 +52,8 @@ def split_name(name: str) -> tuple[str, set[str]]:
     if {"cost", "sqrt"} & set(flags) and base not in COST_AWARE:
         raise ValueError(f"{name}: +cost and +sqrt divide a loss by a cost, which {base!r} has not; "
                          f"they apply to {', '.join(COST_AWARE)}")
+    if {"dens", "yield"} & set(flags) and base == "random":
+        raise ValueError(f"{name}: +dens and +yield weigh a strategy's spread of scores, which 'random' has not")
     if {"cost", "sqrt"} <= set(flags):
         raise ValueError(f"{name}: +cost and +sqrt are two costs; choose one")
     return base, set(flags)

@@ -195,6 +195,7 @@ def test_an_entity_weighted_run_pushes_what_predict_answers(tmp_path: Path, fake
     saved = json.loads(b.store.normalizer_path(PID, summary["version"]).read_text(encoding="utf-8"))
     assert saved["entity_coef"] > 0 and saved["normalize_length"] is True
     assert b.store.read_meta(PID, summary["version"])["entity_weight"] == 0.5
+    assert b.metrics()["queue"]["entity_weight"] == 0.5
     pushed = fake.latest_predictions(PID)
     for tid, p in pushed.items():
         direct = b.predict([{"id": tid, "data": {"text": fake.tasks[tid]["data"]["text"]}}])[0]

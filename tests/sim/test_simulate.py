@@ -110,6 +110,7 @@ def test_the_training_tail_is_a_setting_of_the_directory(data_dir, tmp_path, cap
     (["--strategies", "random+sqrt+div"], "which 'random' has not"),
     (["--strategies", "lasl+cost+sqrt"], "choose one"),
     (["--strategies", "random+peak"], "which 'random' does not rank by"),
+    (["--strategies", "random+yield"], "which 'random' has not"),
     (["--lag", "10", "--train-every", "10"], "must be below"),
     (["--dev-records", "-1"], "--dev-records"),
     (["--seeds", "a,b"], "--seeds"),
