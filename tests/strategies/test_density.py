@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Callable
 
 import numpy as np
 import pytest
 
-import tests.strategies.test_strategies as contract_module
 from lasl_backend.strategies import (
     DBSNormalizer,
     DynamicBalanceSampling,
@@ -21,7 +19,7 @@ from lasl_backend.strategies import (
 )
 from lasl_backend.strategies.base import SCORE_FIELDS
 from lasl_backend.strategies.density import MIN_DENSITY, DensityWeighted, entity_rate, pool_density
-from tests.strategies.test_strategies import StrategyContract
+from tests.strategies.test_strategies import WrapperContract
 
 SURGERY = "患者因“直肠癌”于2016年8月25日在我科行“腹腔镜直肠癌根治术”，术后病理示腺癌，术后恢复可。"
 SURGERY_2 = "患者因“直肠癌”于2017年3月2日在我科行“腹腔镜直肠癌根治术”，术后病理示腺癌，术后恢复良好。"
@@ -132,24 +130,14 @@ def test_needs_its_field_and_a_sane_beta() -> None:
             DensityWeighted(MinimumLossSampling(), beta=beta)
 
 
-def with_density(pool: PoolScores) -> PoolScores:
-    """``pool`` plus a ``density`` array with a spread (records far from the pool's centre at the ends)."""
-    kw = {name: getattr(pool, name) for name in SCORE_FIELDS}
-    kw["density"] = 0.02 + 0.06 * np.abs(np.sin(np.arange(pool.n) + 1.0))
-    return PoolScores(n=pool.n, round=pool.round, **kw)
+class _DensityContract(WrapperContract):
+    """The shared strategy contract, its pools carrying ``density`` with a spread (records far from the
+    pool's centre at the ends)."""
 
+    extra = "density"
 
-def _dense(make_pool: Callable[..., PoolScores]) -> Callable[..., PoolScores]:
-    return lambda *args, **kwargs: with_density(make_pool(*args, **kwargs))
-
-
-class _DensityContract(StrategyContract):
-    """The shared strategy contract, its pools carrying ``density``."""
-
-    @pytest.fixture(autouse=True)
-    def _dense_pools(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        for name in ("full_pool", "extreme_pool", "tied_pool"):
-            monkeypatch.setattr(contract_module, name, _dense(getattr(contract_module, name)))
+    def extra_values(self, n: int) -> np.ndarray:
+        return 0.02 + 0.06 * np.abs(np.sin(np.arange(n) + 1.0))
 
     def base(self) -> QueryStrategy:
         raise NotImplementedError

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from lasl_backend.strategies import (
 )
 from lasl_backend.strategies.base import SCORE_FIELDS
 from lasl_backend.strategies.diversity import N_HASHES, Diversified, near_duplicate_groups, spread_order, text_signature
-from tests.strategies.test_strategies import StrategyContract
+from tests.strategies.test_strategies import WrapperContract
 
 PRIME = (1 << 31) - 1  # the hash modulus: every signature value of a non-empty text is below it
 
@@ -331,24 +330,14 @@ def test_diversified_does_not_modify_the_pool() -> None:
             assert np.array_equal(getattr(pool, name), value)
 
 
-def with_group(pool: PoolScores) -> PoolScores:
-    """``pool`` plus a ``group`` array of four interleaved groups of near-copies."""
-    kw = {name: getattr(pool, name) for name in SCORE_FIELDS}
-    kw["group"] = (np.arange(pool.n) % 4).astype(float)
-    return PoolScores(n=pool.n, round=pool.round, **kw)
+class _GroupedContract(WrapperContract):
+    """The shared strategy contract, its pools carrying ``group`` (a Diversified strategy needs one): four
+    interleaved groups of near-copies."""
 
+    extra = "group"
 
-def _grouped(make_pool: Callable[..., PoolScores]) -> Callable[..., PoolScores]:
-    return lambda *args, **kwargs: with_group(make_pool(*args, **kwargs))
-
-
-class _GroupedContract(StrategyContract):
-    """The shared strategy contract, its pools carrying ``group`` (a Diversified strategy needs one)."""
-
-    @pytest.fixture(autouse=True)
-    def _grouped_pools(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        for name in ("full_pool", "extreme_pool", "tied_pool"):
-            monkeypatch.setattr(contract_module, name, _grouped(getattr(contract_module, name)))
+    def extra_values(self, n: int) -> np.ndarray:
+        return (np.arange(n) % 4).astype(float)
 
     def base(self) -> QueryStrategy:
         raise NotImplementedError

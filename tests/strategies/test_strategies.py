@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from types import SimpleNamespace
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -155,6 +157,30 @@ class StrategyContract:
     def test_the_registry_knows_it(self):
         s = self.make()
         assert STRATEGIES[s.name] is type(s)
+
+
+class WrapperContract(StrategyContract):
+    """The contract for a wrapper strategy that reads one array more than its base: every contract pool
+    carries ``extra``, with the values of :meth:`extra_values`."""
+
+    extra = ""
+
+    def extra_values(self, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+    @pytest.fixture(autouse=True)
+    def _pools_with_extra(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        module = sys.modules[__name__]
+        for name in ("full_pool", "extreme_pool", "tied_pool"):
+            monkeypatch.setattr(module, name, self._adding(getattr(module, name)))
+
+    def _adding(self, make_pool: Callable[..., PoolScores]) -> Callable[..., PoolScores]:
+        def make(*args: Any, **kwargs: Any) -> PoolScores:
+            pool = make_pool(*args, **kwargs)
+            kw = {name: getattr(pool, name) for name in SCORE_FIELDS}
+            kw[self.extra] = self.extra_values(pool.n)
+            return PoolScores(n=pool.n, round=pool.round, **kw)
+        return make
 
 
 @pytest.fixture(params=sorted(STRATEGIES))
