@@ -126,4 +126,4 @@ class DensityWeighted(QueryStrategy):
         return base + weight.term(values) if weight.coef else base
 
     def __repr__(self) -> str:
-        return f"DensityWeighted({self.base!r}, beta={self.beta})"
+        return f"DensityWeighted({self.base!r}, beta={self.beta}, field={self.field!r})"
