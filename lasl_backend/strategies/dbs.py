@@ -41,12 +41,17 @@ def _inputs(values: np.ndarray, per: np.ndarray | None, normalize_length: bool, 
         return values
     if per is None:
         raise MissingScoreError("a cost-aware (length-normalised) DBS needs 'n_chars' or 'cost'")
-    n = np.asarray(per, dtype=np.float64).reshape(-1)
-    if n.shape != values.shape:
-        raise ValueError(f"the per-record costs have {n.shape[0]} entries, {what} has {values.shape[0]}")
-    if not np.all(np.isfinite(n)):
-        raise QueryError("the per-record costs have non-finite values")
-    return values / np.maximum(n, 1.0)
+    return values / np.maximum(_per_record(per, values, "per-record costs", what), 1.0)
+
+
+def _per_record(values: np.ndarray, like: np.ndarray, what: str, against: str) -> np.ndarray:
+    """``values`` as float64, one finite value per entry of ``like`` (``against`` names it in the error)."""
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.shape != like.shape:
+        raise ValueError(f"the {what} have {arr.shape[0]} entries, {against} has {like.shape[0]}")
+    if not np.all(np.isfinite(arr)):
+        raise QueryError(f"the {what} have non-finite values")
+    return arr
 
 
 def cost_of(pool: PoolScores) -> np.ndarray:
@@ -124,11 +129,7 @@ class DBSNormalizer:
             return rank
         if entity_rate is None:
             raise MissingScoreError("an entity-weighted DBS needs each record's 'entity_rate'")
-        rate = np.asarray(entity_rate, dtype=np.float64).reshape(-1)
-        if rate.shape != rank.shape:
-            raise ValueError(f"the entity rates have {rate.shape[0]} entries, l_min has {rank.shape[0]}")
-        if not np.all(np.isfinite(rate)):
-            raise QueryError("the entity rates have non-finite values")
+        rate = _per_record(entity_rate, rank, "entity rates", "l_min")
         return rank + LogWeight(self.entity_coef, self.entity_centre).term(rate)
 
     def _plain_log_rank(self, l_min: np.ndarray, l_pred: np.ndarray, n_chars: np.ndarray | None) -> np.ndarray:
