@@ -17,7 +17,6 @@ from lasl_backend.strategies import (
     QueryError,
     QueryStrategy,
 )
-from lasl_backend.strategies.base import SCORE_FIELDS
 from lasl_backend.strategies.density import MIN_DENSITY, DensityWeighted, entity_rate, pool_density
 from tests.strategies.test_strategies import WrapperContract
 
@@ -69,9 +68,12 @@ def test_density_of_empty_and_one_character_texts() -> None:
 
 
 def test_density_counts_code_points_beyond_the_bmp() -> None:
-    """An emoji or a CJK Ext-B character is one character: the bigrams around it are shared."""
-    d = pool_density(["𠀀癌术后", "𠀀癌术后", "患儿疝"])
-    assert d[0] == pytest.approx(d[1]) and d[2] < d[0]
+    """A CJK Ext-B character or an emoji is one character, not two UTF-16 units: alone it has no bigram
+    (the floor), and next to another character it forms exactly one, shared with the same pair elsewhere."""
+    assert pool_density(["𠀀", "😀"]).tolist() == [MIN_DENSITY, MIN_DENSITY]
+    d = pool_density(["𠀀癌", "患者𠀀癌", "术后"])
+    assert d[0] > 1 / 3 and d[2] == pytest.approx(1 / 3)  # "𠀀癌" is shared; "术后" is like itself only
+    assert d == pytest.approx(brute_force_density(["𠀀癌", "患者𠀀癌", "术后"]), rel=1e-9)
 
 
 def test_entity_rate_is_smoothed_predicted_entities_per_character() -> None:
