@@ -5,7 +5,8 @@ of the all-data F1, F1 per record, on test and dev, and one figure.
         --full-f1 0.8170 --dev-full-f1 0.8334 --out docs/results/effort-peak/compare
 
 Each source is a ``lasl simulate`` output directory (its ``state/``) or a directory of committed results
-(its ``results.json``), optionally followed by ``:`` and the strategies to take from it (default: all).
+(its ``results.json``), optionally followed by ``:`` and the strategies to take from it (default: all). ``name=label`` shows
+strategy ``name`` as ``label``: the same strategy replayed with other options keeps apart.
 A variant replayed later is compared with the committed rounds of the runs it is measured against,
 without replaying those again. Writes ``OUT.json`` and ``OUT_learning_curves.png``; prints the tables.
 """
@@ -38,11 +39,18 @@ def read_source(spec: str) -> list[dict[str, Any]]:
         rows = saved_rows(root / "results.json")
     else:
         raise ReplayFileError(f"{root}: neither a lasl simulate output (state/) nor a results directory (results.json)")
-    wanted = [n for n in names.split(",") if n]
-    missing = sorted(set(wanted) - {r["strategy"] for r in rows})
+    labels = dict(_name_label(n) for n in names.split(",") if n)
+    missing = sorted(set(labels) - {r["strategy"] for r in rows})
     if missing:
         raise ReplayFileError(f"{root}: no rounds of {', '.join(missing)}")
-    return [r for r in rows if not wanted or r["strategy"] in wanted]
+    return [dict(r, strategy=labels[r["strategy"]]) if labels else r
+            for r in rows if not labels or r["strategy"] in labels]
+
+
+def _name_label(item: str) -> tuple[str, str]:
+    """``name`` or ``name=label`` as (the strategy's name in the replay, the name it is shown as)."""
+    name, _, label = item.partition("=")
+    return name, label or name
 
 
 def _records_markdown(per: dict[str, dict[str, tuple[float | None, int]]]) -> str:
@@ -66,7 +74,7 @@ def compare(rows: Sequence[dict[str, Any]], full_f1: float, dev_full_f1: float |
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lasl_backend.sim.compare_runs", description=__doc__.splitlines()[0])
-    p.add_argument("sources", nargs="+", help="PATH[:strategy,...]: a simulate output or a committed results directory")
+    p.add_argument("sources", nargs="+", help="PATH[:strategy[=label],...]: a simulate output or a committed results directory")
     p.add_argument("--full-f1", type=all_data_f1, required=True, help="the all-data test F1")
     p.add_argument("--dev-full-f1", type=all_data_f1, help="the all-data dev F1 (adds the dev tables)")
     p.add_argument("--out", type=Path, required=True, help="OUT.json and OUT_learning_curves.png are written")

@@ -50,6 +50,15 @@ def test_the_report_puts_every_source_on_one_scale(sources: tuple[Path, Path], t
     assert "| peak | 1 |" in capsys.readouterr().out
 
 
+def test_a_label_keeps_the_same_strategy_of_two_sources_apart(sources: tuple[Path, Path]) -> None:
+    committed, _ = sources
+    rows = read_source(f"{committed}:random=random every 5,lasl")
+    assert {r["strategy"] for r in rows} == {"random every 5", "lasl"}
+    assert [r["f1"] for r in rows if r["strategy"] == "random every 5"] == [0.3, 0.5, 0.6, 0.7]
+    with pytest.raises(ReplayFileError, match="no rounds of peak"):
+        read_source(f"{committed}:peak=random")
+
+
 @pytest.mark.parametrize("spec, why", [("{tmp}/nowhere", "neither a lasl simulate output"),
                                        ("{committed}:mlp", "no rounds of mlp")])
 def test_a_source_that_holds_no_such_replay_is_named(sources: tuple[Path, Path], tmp_path: Path, spec: str, why: str) -> None:
