@@ -5,8 +5,8 @@ of the all-data F1, F1 per record, on test and dev, and one figure.
         --full-f1 0.8170 --dev-full-f1 0.8334 --out docs/results/effort-peak/compare
 
 Each source is a ``lasl simulate`` output directory (its ``state/``) or a directory of committed results
-(its ``results.json``), optionally followed by ``:`` and the strategies to take from it (default: all). ``name=label`` shows
-strategy ``name`` as ``label``: the same strategy replayed with other options keeps apart.
+(its ``results.json``), optionally followed by ``:`` and the strategies to take from it (default: all).
+``name=label`` shows strategy ``name`` as ``label``, so one strategy replayed with other options keeps apart.
 A variant replayed later is compared with the committed rounds of the runs it is measured against,
 without replaying those again. Writes ``OUT.json`` and ``OUT_learning_curves.png``; prints the tables.
 """
