@@ -48,7 +48,7 @@ import math
 import random
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -125,6 +125,16 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def full_schedule(self, max_seconds: float | None = None) -> TrainConfig:
+        """This config with the schedule of a model trained once, from scratch, on all it will get:
+        the defaults' 40 epochs (at least 600 steps; early stopping only where the dev split holds
+        enough entities), no Mean Teacher, no averaging or annealing, and ``max_seconds`` as its only
+        budget. The all-data model is trained so; a final run repeats it on every annotation."""
+        d = TrainConfig()
+        return replace(self, max_epochs=d.max_epochs, min_steps=d.min_steps, max_steps=None, patience=d.patience,
+                       dev_fraction=d.dev_fraction, mean_teacher=False, average_tail=0.0, anneal_tail=0.0,
+                       max_seconds=max_seconds, tagger_warmup_seconds=0.0)
 
     def knowledge(self) -> KnowledgeConfig:
         return KnowledgeConfig(char_vectors=self.char_vectors, lexicon_sources=parse_sources(self.lexicon_sources),

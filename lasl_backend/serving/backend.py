@@ -179,8 +179,9 @@ class LaslBackend:
         """One complete training run (:class:`TrainingRun`). Raises on failure; the old model keeps serving."""
         self.runs.started(reason)
         self.connection.take_retries()
+        run = TrainingRun(self._run_context, reason, self._ner, self.set_label_config)
         try:
-            summary = TrainingRun(self._run_context, reason, self._ner, self.set_label_config).run()
+            summary = run.run()
         except NotEnoughLabeledError as exc:
             self.runs.waiting(str(exc))
             self._record_run("waiting", error=str(exc))
@@ -192,11 +193,12 @@ class LaslBackend:
         except Exception as exc:
             msg = f"{type(exc).__name__}: {exc}"
             self.runs.failed(msg)
-            self._record_run("failed", error=msg[:2000])
+            self._record_run("failed", error=msg[:2000], n_labeled=run.n_labeled)
             log.error("project %s: training run (%s) failed: %s", self.project_id, reason, msg)
             raise
         self.runs.succeeded(summary)
-        self._record_run("ok", version=summary.get("version"), steps=summary.get("steps"), pushed=summary.get("pushed"))
+        self._record_run("ok", version=summary.get("version"), steps=summary.get("steps"), pushed=summary.get("pushed"),
+                         n_labeled=summary.get("n_labeled"))
         return summary
 
     def _record_run(self, status: str, **fields: Any) -> None:
@@ -272,6 +274,7 @@ class LaslBackend:
             "cost_model": meta.get("cost_model"),
             "diversity": meta.get("diversity"),
             "entity_weight": meta.get("entity_weight"),
+            "final": bool(meta.get("final")),
         }
 
     def stopping(self, signals: list[dict[str, Any]] | None = None) -> dict[str, Any]:

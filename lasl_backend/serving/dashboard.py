@@ -426,9 +426,13 @@ def _cost_sentence(cost: Mapping[str, Any] | None) -> str:
             f"{_count(cost.get('n'))} lead times (median absolute error {_fixed(cost.get('mad_seconds'), 1)} s).")
 
 
+#: beside the serving version when it is the final model (``final_run``)
+_FINAL_NOTE = " (the final model: trained from scratch on every annotation, the held-back ones too)"
+
+
 def _queue(queue: Mapping[str, Any], cost: Mapping[str, Any] | None) -> str:
     rows = (("Labeled tasks", _count(queue.get("labeled"))), ("Unlabeled tasks", _count(queue.get("unlabeled"))),
-            ("Model version serving", _text_or_dash(queue.get("model_version"))),
+            ("Model version serving", _text_or_dash(queue.get("model_version")) + _FINAL_NOTE * (queue.get("final") is True)),
             ("Last prediction push", _when(queue.get("last_push"))),
             ("Predictions pushed", _count(queue.get("pushed"))))
     items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)

@@ -2,7 +2,9 @@
 
 Training is single-flight per project: a trigger during a run sets one "pending" flag, so any number of
 events during a run coalesce into exactly one follow-up run. A run that the backend reports as cut short
-while still improving (``summary["follow_up"]``) gets one more run with :data:`CONTINUE_REASON`.
+while still improving (``summary["follow_up"]``) gets one more run with :data:`CONTINUE_REASON`; one whose
+stop rule calls for the final model (``summary["final_due"]``) gets the final run (:mod:`.final_run`).
+Either waits behind a trigger that came during the run.
 
 A run that fails on a transient Label Studio error (after its own per-call retries) is tried again by
 itself after ``retry_later_s``, doubling per failure in a row up to ``retry_later_max_s``: an outage
@@ -20,6 +22,7 @@ from typing import Any, Callable, Protocol
 
 from ..labelstudio import LabelStudioError
 from ..ner import TrainingCancelled
+from .final_run import FINAL_REASON
 from .training_run import CONTINUE_REASON, NotEnoughLabeledError
 
 __all__ = ["RETRY_REASON", "TrainingManager"]
@@ -53,7 +56,18 @@ class _ProjectRun:
 class _Outcome:
     succeeded: bool = False
     transient_failure: bool = False
-    follow_up: bool = False
+    #: the run the summary asks for next: a follow-up (still improving) or the final run (the rule said stop)
+    next_reason: str | None = None
+
+
+def _next_reason(summary: Any) -> str | None:
+    """The run a successful run's summary asks for: a follow-up while the model still improved, else the
+    final run where the stop rule called for one (:mod:`.final_run`)."""
+    if not isinstance(summary, dict):
+        return None
+    if summary.get("follow_up"):
+        return CONTINUE_REASON
+    return FINAL_REASON if summary.get("final_due") else None
 
 
 class TrainingManager:
@@ -109,7 +123,7 @@ class TrainingManager:
         except Exception:  # noqa: BLE001 - recorded by the backend; the thread must go on
             log.debug("project %s: run failed", project_id, exc_info=True)
         else:
-            return _Outcome(succeeded=True, follow_up=isinstance(summary, dict) and bool(summary.get("follow_up")))
+            return _Outcome(succeeded=True, next_reason=_next_reason(summary))
         return _Outcome()
 
     def _after_run(self, project_id: int, outcome: _Outcome) -> tuple[str, Any] | None:
@@ -120,8 +134,8 @@ class TrainingManager:
                 st.failures = 0
             elif outcome.transient_failure:
                 st.failures += 1
-            if outcome.follow_up and not st.pending:  # the model was still improving when its budget ran out
-                st.pending, st.pending_reason, st.pending_data = True, CONTINUE_REASON, None
+            if outcome.next_reason and not st.pending:  # new annotations go first; the rule is asked again after them
+                st.pending, st.pending_reason, st.pending_data = True, outcome.next_reason, None
             if st.pending and not self._stopping:
                 nxt = (st.pending_reason or "coalesced", st.pending_data)
                 st.pending, st.pending_reason, st.pending_data = False, None, None

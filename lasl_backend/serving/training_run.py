@@ -5,6 +5,9 @@
 * split: a fixed slice of D_L, chosen by a hash of the task id, is held back to measure F1.
 * fit: ``train_lasl`` (Mean Teacher + LPN) within ``LASL_TRAIN_SECONDS``, fine-tuned from the serving
   model when the label set is unchanged, from scratch otherwise.
+
+A final run (:mod:`.final_run`, reason ``FINAL_TRAINING``) holds nothing back, trains from scratch for the
+full schedule and adds no entry to the stopping signal; the other steps are the same.
 * evaluate: entity F1 on the held-back slice.
 * score the pool: the store allocates the next version, whose number gives the round t of the Λ
   schedule; D_U is predicted and the DBS normalizer frozen on it (see :mod:`.scores`).
@@ -35,13 +38,14 @@ from ..ner import NerModel, TrainConfig, TrainResult, train_lasl
 from ..stopping import holdout_key
 from ..strategies import DBSNormalizer, PoolScores
 from .connection import LabelStudioConnection
+from .final_run import FINAL_REASON, final_due, fine_tuning_base, replaced_version
 from .history import ProjectHistory
 from .model_slot import ModelSlot, ServedModel
 from .prediction import predictions_for
 from .ranking import diversify, fit_project_cost
 from .run_state import RunTracker, utc_now
 from .scores import record_costs, record_entity_rates
-from .stop_signal import draw_stop_set, measure_version
+from .stop_signal import draw_stop_set, measure_version, recommendation, stop_rule
 from .store import MODEL_SUBDIR, NORMALIZER, ModelStore
 
 __all__ = [
@@ -50,6 +54,7 @@ __all__ = [
     "NotEnoughLabeledError",
     "RunContext",
     "TrainingRun",
+    "final_train_config",
     "holdout_key",
     "split_holdout",
     "train_config",
@@ -108,6 +113,11 @@ def train_config(settings: Settings, first_run: bool = False) -> TrainConfig:
         bigrams=s.bigrams,
         knowledge_cache=s.knowledge_cache,
     )
+
+
+def final_train_config(settings: Settings) -> TrainConfig:
+    """A final run's settings: the regular ones with the full schedule, within ``LASL_FINAL_TRAIN_SECONDS``."""
+    return train_config(settings).full_schedule(max_seconds=settings.final_train_seconds or None)
 
 
 class FollowUpRule:
@@ -190,6 +200,9 @@ class TrainingRun:
         self._adopt_label_config = adopt_label_config
         self._t0 = time.monotonic()  # a run is built when its trigger is taken up, and run at once
         self._started_at = utc_now()
+        self.final = reason == FINAL_REASON
+        #: the annotated tasks the run found (None until fetched): the run history keeps it, failed or not
+        self.n_labeled: int | None = None
 
     def run(self) -> dict[str, Any]:
         """All steps; returns the summary (the version's meta plus push results and ``follow_up``)."""
@@ -218,23 +231,24 @@ class TrainingRun:
             ner = self._adopt_label_config(project.get("label_config"))
         data = conn.retry("fetch tasks", lambda: client.fetch_dataset(pid, ner, s.max_text_chars))
         self.ctx.tracker.saw_annotations(data.annotation_ids)
+        self.n_labeled = len(data.labeled)
         if len(data.labeled) < s.min_labeled:
             raise NotEnoughLabeledError(f"{len(data.labeled)} annotated task(s); training starts at {s.min_labeled} (LASL_MIN_LABELED)")
         return _Fetched(client, ner, data)
 
     def split(self, labeled: Sequence[LabeledTask]) -> tuple[list[LabeledTask], list[LabeledTask]]:
-        return split_holdout(labeled, self.ctx.settings)
+        return (list(labeled), []) if self.final else split_holdout(labeled, self.ctx.settings)
 
     def fit(self, fetched: _Fetched, trained_on: Sequence[LabeledTask]) -> _Fitted:
-        served = self.ctx.slot.current()
-        labels = list(fetched.ner.labels)
-        base = served if served is not None and list(served.model.labels) == labels else None
+        ctx, labels = self.ctx, list(fetched.ner.labels)
+        base = None if self.final else fine_tuning_base(ctx.slot.current(), labels, ctx.store, ctx.project_id, ctx.settings.device)
+        config = final_train_config(ctx.settings) if self.final else train_config(ctx.settings, first_run=base is None)
         t = time.monotonic()
         result = self.ctx.train_fn(
             labeled=[task.to_record() for task in trained_on],
             unlabeled_texts=[u.text for u in fetched.data.unlabeled],
             labels=labels,
-            config=train_config(self.ctx.settings, first_run=base is None),
+            config=config,
             base=base.model if base is not None else None,
             progress=self.ctx.tracker.progress,
             should_stop=self.ctx.stop.is_set,
@@ -253,7 +267,7 @@ class TrainingRun:
         """The stopping signal's numbers for this version (:mod:`.stop_signal`); the stop set is drawn at
         the project's first run."""
         history, s = self.ctx.history, self.ctx.settings
-        if history is None:
+        if history is None or self.final:
             return {}, {}
         stop_ids = history.stop_set()
         if stop_ids is None:
@@ -265,7 +279,7 @@ class TrainingRun:
         """Keep the published version's signal and its stop-set tags (after activation: a run that failed
         earlier leaves no entry). A failing disk here only logs: the version already serves."""
         history = self.ctx.history
-        if history is None:
+        if history is None or self.final:
             return
         entry = {"version": scored.version, "trained_at": scored.meta.get("trained_at"), "lambda_t": scored.meta.get("lambda_t")} | signal
         try:
@@ -363,7 +377,17 @@ class TrainingRun:
             "round": round_t,
             "train_seconds": round(fitted.seconds, 3),
             "out_of_time": bool(getattr(result, "out_of_time", False)),
+            "final": self.final,
+            "regular_base": replaced_version(self.ctx.slot.current()) if self.final else None,
         }
+
+    def _final_due(self, n_labeled: int) -> bool:
+        """Whether this version's recommendation calls for a final run (:func:`.final_run.final_due`)."""
+        history, s = self.ctx.history, self.ctx.settings
+        if history is None or not s.final_run:
+            return False
+        state = recommendation(history.signals(), stop_rule(s)).state
+        return final_due(s, state, n_labeled, history.runs())
 
     def summary(self, scored: _Scored, fitted: _Fitted, pushed: int, push_s: float) -> dict[str, Any]:
         meta = scored.meta
@@ -375,7 +399,8 @@ class TrainingRun:
             finished_at=utc_now(),
             duration_s=round(time.monotonic() - self._t0, 3),
             push_seconds=round(push_s, 3),
-            follow_up=self.ctx.follow_up.decide(self.reason, meta["out_of_time"], meta["dev_f1"], prev_dev_f1),
+            follow_up=False if self.final else self.ctx.follow_up.decide(self.reason, meta["out_of_time"], meta["dev_f1"], prev_dev_f1),
+            final_due=not self.final and self._final_due(meta["n_labeled"]),
         )
         log.info(
             "project %s: version %s serving (labeled %d, unlabeled %d, held-out F1 %s, Λ %s) in %.1f s",

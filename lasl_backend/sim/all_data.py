@@ -52,7 +52,7 @@ def all_data_numbers(settings: SimSettings, out: Path) -> dict[str, Any]:
     test = read_jsonl(data / "test.jsonl")[: settings.max_test or None]
     t0 = time.perf_counter()
     print(f"training the all-data model on the {len(pool)} pool records (once for {out})", file=sys.stderr, flush=True)
-    result = train_lasl(pool, config=_config(settings), progress=_progress)
+    result = train_lasl(pool, config=all_data_config(settings), progress=_progress)
     numbers = {"test_f1": f1_of(result.model, test, settings.threads), "dev_f1": f1_of(result.model, dev, settings.threads) if dev else None,
                "pool_records": len(pool), "test_records": len(test), "steps": result.steps,
                "seconds": round(time.perf_counter() - t0, 1)}
@@ -61,7 +61,8 @@ def all_data_numbers(settings: SimSettings, out: Path) -> dict[str, Any]:
     return numbers
 
 
-def _config(s: SimSettings) -> TrainConfig:
+def all_data_config(s: SimSettings) -> TrainConfig:
+    """The all-data model's training config: ``TrainConfig``'s defaults with the settings' knowledge options."""
     from ..ner import TrainConfig
 
     return TrainConfig(encoder=s.encoder, device=s.device, lpn_layers=s.lpn_layers, char_vectors=s.char_vectors,

@@ -6,8 +6,9 @@ slice's per-record counts and kappa with the previous version on the stop set. T
 (``stopping.recommend``) is applied to the rounds so far, exactly as the backend applies it after each run,
 and the first round it says "stop" is the stop point. The test F1 there is the rule's score; the dev F1
 (records kept out of the pool, ``--dev-records``) is what thresholds may be chosen on (``--choose``), so
-the test set only scores the rule. Writes ``stopping.json`` and ``stopping.png`` (the stop point marked on
-each seed's learning curve).
+the test set only scores the rule. Where ``final_model`` has trained the final model at a run's stop, the
+report scores the rule on that model's F1 too (``final``). Writes ``stopping.json`` and ``stopping.png``
+(the stop point, and the final model there, marked on each seed's learning curve).
 """
 
 from __future__ import annotations
@@ -25,11 +26,28 @@ from .all_data import ALL_DATA_FILE, read_all_data
 from .effort import all_data_f1
 from .results import ReplayFileError, collect_rows
 
-__all__ = ["choose_rule", "stop_point", "stopping_report"]
+__all__ = ["FINAL_FILE", "choose_rule", "read_final_models", "stop_point", "stopping_report"]
+
+#: what ``final_model`` writes: each seed's final model at its stop round
+FINAL_FILE = "final_models.json"
 
 #: the thresholds ``--choose`` searches
 GRID = {"kappa_threshold": (0.95, 0.96, 0.97, 0.975, 0.98, 0.99), "kappa_window": (1, 2, 3, 4, 5, 6),
         "stop_gain": (0.005, 0.01, 0.02, 0.03, 0.05)}
+
+
+def read_final_models(out: Path) -> dict[str, Any]:
+    """``final_models.json`` by seed (as a string), or {} where there is none."""
+    path = out / FINAL_FILE
+    if not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise ValueError(f"{path}: not valid JSON; delete it to train the final models again") from None
+    if not isinstance(found, dict) or not all(isinstance(v, dict) and isinstance(v.get("f1"), float) for v in found.values()):
+        raise ValueError(f"{path}: not a seed → final model map; delete it to train the final models again")
+    return found
 
 
 def _signal(row: dict[str, Any]) -> VersionSignal:
@@ -104,7 +122,22 @@ def stopping_report(out: Path, strategy: str, full_f1: float, pool: int, rule: S
               "runs": {str(s): _run_report(rows, rule, full_f1, pool) for s, rows in runs.items()}}
     if dev_full_f1:
         report["dev"] = {str(s): _run_report(rows, rule, dev_full_f1, pool, key="dev_f1") for s, rows in runs.items()}
+    finals = read_final_models(out)  # a final model counts only where it was trained at this rule's stop
+    for part, key, full in (("runs", "f1", full_f1), ("dev", "dev_f1", dev_full_f1)):
+        for seed, rep in report.get(part, {}).items():
+            _add_final(rep, finals.get(seed), key, full)
     return report
+
+
+def _add_final(rep: dict[str, Any], final: dict[str, Any] | None, key: str, full: float | None) -> None:
+    """The final model at the run's stop (``final_model``): its F1 and whether the rule passes on it."""
+    stop = rep["stop"]
+    if not final or not stop or final.get("round") != stop["round"] or final.get(key) is None or not full:
+        return
+    share = final[key] / full
+    ratio = rep["records_vs_reach_0.97"]
+    rep["final"] = {"f1": final[key], "share_of_full": share, "records": final["records"],
+                    "passes": bool(share >= 0.97 and ratio is not None and ratio <= 1.3)}
 
 
 def plot_stops(out: Path, strategy: str, report: dict[str, Any], path: Path) -> None:
@@ -117,12 +150,18 @@ def plot_stops(out: Path, strategy: str, report: dict[str, Any], path: Path) -> 
     runs = _runs(out, strategy)
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     full = report["full_f1"]
+    starred = False
     for seed, rows in runs.items():
         line = ax.plot([r["labeled_records"] for r in rows], [r["f1"] for r in rows], marker="o", ms=2.5, lw=1.3, label=f"seed {seed}")[0]
         stop = report["runs"][str(seed)]["stop"]
         if stop:
             ax.axvline(stop["records"], color=line.get_color(), ls="--", lw=1)
             ax.plot([stop["records"]], [stop["f1"]], marker="X", ms=11, color=line.get_color(), label=f"seed {seed}: stop at {stop['records']} records")
+        final = report["runs"][str(seed)].get("final")
+        if final:
+            ax.plot([stop["records"]], [final["f1"]], marker="*", ms=13, color=line.get_color(), mec="black", mew=0.6,
+                    label=None if starred else "★ the final model at the stop")
+            starred = True
     for share, style in ((1.0, "-"), (0.98, ":"), (0.97, "-.")):
         ax.axhline(share * full, color="gray", ls=style, lw=1, label=f"{share:.0%} of all data ({share * full:.3f})")
     ax.set_xlabel("records labeled")

@@ -290,3 +290,16 @@ def test_a_run_cut_by_its_time_budget_still_averages_its_last_seconds(records, m
     res = train_lasl(records[:20], config=cfg)
     assert res.out_of_time and res.steps < 10**4
     assert 0 < res.model.meta["averaged_steps"] < res.steps
+
+
+def test_the_full_schedule_keeps_the_model_options_and_resets_the_schedule():
+    """A final run's config: the defaults' epochs, steps, patience and dev split, no Mean Teacher, no tail
+    averaging or annealing, no warm-up, only the given budget; the model and knowledge options stay."""
+    short = TrainConfig(max_epochs=2, min_steps=5, max_steps=9, patience=1, dev_fraction=0.0, mean_teacher=True, average_tail=0.2,
+                        anneal_tail=0.3, max_seconds=30.0, tagger_warmup_seconds=10.0, lossnet="lpn", lpn_layers=2, seed=7,
+                        char_vectors="none", bigrams=True)
+    full, d = short.full_schedule(max_seconds=600.0), TrainConfig()
+    assert (full.max_epochs, full.min_steps, full.max_steps, full.patience, full.dev_fraction) == (d.max_epochs, d.min_steps, None, d.patience, d.dev_fraction)
+    assert not full.mean_teacher and full.average_tail == full.anneal_tail == full.tagger_warmup_seconds == 0.0 and full.max_seconds == 600.0
+    assert (full.lossnet, full.lpn_layers, full.seed, full.char_vectors, full.bigrams) == ("lpn", 2, 7, "none", True)
+    assert short.full_schedule().max_seconds is None and short.max_epochs == 2  # a copy; the original is unchanged

@@ -321,6 +321,13 @@ def test_queue_box_and_cost_model_sentence() -> None:
     assert "ranking per character" not in part
 
 
+def test_the_queue_box_says_when_the_final_model_serves() -> None:
+    assert "the final model" not in section(render_dashboard(view()), "queue")
+    queue = {"labeled": 400, "unlabeled": 1200, "model_version": "v5", "final": True}
+    assert ">v5 (the final model: trained from scratch on every annotation" in section(render_dashboard(view(queue=queue)), "queue")
+    assert "the final model" not in section(render_dashboard(view(queue=dict(queue, final="yes"))), "queue")
+
+
 # --- odd inputs -----------------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from lasl_backend.serving.backend import COLD_START_VERSION, CONTINUE_REASON, LaslBackend
 from lasl_backend.serving.routes import init_app
+from lasl_backend.serving.final_run import FINAL_REASON
 from lasl_backend.serving.scheduler import RETRY_REASON
 from lasl_backend.serving.store import VERSION_RE
 
@@ -114,3 +115,19 @@ def test_a_run_cut_short_while_improving_gets_a_follow_up_run(tmp_path: Path) ->
     wait_idle(app)
     assert reasons == ["START_TRAINING", CONTINUE_REASON, CONTINUE_REASON]
     assert app.extensions["lasl"].trainer.status(1)["runs_started"] == 3
+
+
+def test_a_run_whose_rule_says_stop_gets_the_final_run_after_any_follow_up(tmp_path: Path) -> None:
+    """fit() reports final_due: the manager runs the final run next; a follow-up still goes first."""
+    reasons: list[str] = []
+    summaries = [{"follow_up": True, "final_due": True}, {"final_due": True}, {"final_due": False}]
+
+    class Stopping(LaslBackend):
+        def fit(self, event: str, data: Any = None, **kw: Any) -> dict[str, Any]:
+            reasons.append(event)
+            return summaries[len(reasons) - 1]
+
+    app = init_app(Stopping, settings=make_settings(tmp_path))
+    assert app.test_client().post("/webhook", json=start_training()).get_json()["result"]["training"] == "started"
+    wait_idle(app)
+    assert reasons == ["START_TRAINING", CONTINUE_REASON, FINAL_REASON]

@@ -33,9 +33,9 @@ def _simulate(data_dir: Path, out: Path, *extra: str) -> int:
 
 def test_the_all_data_model_is_trained_once_and_its_f1_draws_the_curves(data_dir: Path, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    real = all_data._config
+    real = all_data.all_data_config
     # the settings' knowledge options as the replay passes them, with fewer steps than lasl train's 600
-    monkeypatch.setattr(all_data, "_config", lambda s: dataclasses.replace(real(s), min_steps=30, max_epochs=3))
+    monkeypatch.setattr(all_data, "all_data_config", lambda s: dataclasses.replace(real(s), min_steps=30, max_epochs=3))
     out = tmp_path / "sim"
     assert _simulate(data_dir, out) == 0
     numbers = read_all_data(out)
