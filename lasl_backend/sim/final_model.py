@@ -65,7 +65,11 @@ def final_config(settings: SimSettings, seed: int) -> TrainConfig:
 
 def final_model(settings: SimSettings, strategy: str, seed: int, rows: Sequence[dict[str, Any]], i: int) -> dict[str, Any]:
     """Train the final model on the records labeled after round ``rows[i]``; its numbers."""
+    import torch
+
     from ..ner import train_lasl  # torch: only when training
+
+    torch.set_num_threads(1)  # as a replay's workers: two torch pools on two cores spin against each other
     from .replay import Replay, f1_of
 
     rp = Replay.load(settings, strategy, seed)
