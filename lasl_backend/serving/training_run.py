@@ -5,9 +5,6 @@
 * split: a fixed slice of D_L, chosen by a hash of the task id, is held back to measure F1.
 * fit: ``train_lasl`` (Mean Teacher + LPN) within ``LASL_TRAIN_SECONDS``, fine-tuned from the serving
   model when the label set is unchanged, from scratch otherwise.
-
-A final run (:mod:`.final_run`, reason ``FINAL_TRAINING``) holds nothing back, trains from scratch for the
-full schedule and adds no entry to the stopping signal; the other steps are the same.
 * evaluate: entity F1 on the held-back slice.
 * score the pool: the store allocates the next version, whose number gives the round t of the Λ
   schedule; D_U is predicted and the DBS normalizer frozen on it (see :mod:`.scores`).
@@ -18,6 +15,9 @@ full schedule and adds no entry to the stopping signal; the other steps are the 
 
 A failure in any step before activate leaves the old version serving and the current pointer where
 it was; the written version stays on disk and is never served (docs/serving.md, "A training run").
+
+A final run (:mod:`.final_run`, reason ``FINAL_TRAINING``) holds nothing back, trains from scratch for the
+full schedule and adds no entry to the stopping signal; the other steps are the same.
 """
 
 from __future__ import annotations
