@@ -432,7 +432,7 @@ _FINAL_NOTE = " (the final model: trained from scratch on every annotation, the 
 
 def _queue(queue: Mapping[str, Any], cost: Mapping[str, Any] | None) -> str:
     rows = (("Labeled tasks", _count(queue.get("labeled"))), ("Unlabeled tasks", _count(queue.get("unlabeled"))),
-            ("Model version serving", _text_or_dash(queue.get("model_version")) + _FINAL_NOTE * (queue.get("final") is True)),
+            ("Model version serving", _text_or_dash(queue.get("model_version")) + (_FINAL_NOTE if queue.get("final") is True else "")),
             ("Last prediction push", _when(queue.get("last_push"))),
             ("Predictions pushed", _count(queue.get("pushed"))))
     items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)

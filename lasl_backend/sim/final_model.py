@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 from ..atomic import write_text_atomic
 from ..stopping import StopRule
 from .all_data import all_data_config
-from .results import ReplayFileError, collect_rows
+from .results import ReplayFileError
 from .settings import SimSettings
-from .stopping_report import FINAL_FILE, read_final_models, stop_point
+from .stopping_report import FINAL_FILE, read_final_models, runs_by_seed, stop_point
 
 if TYPE_CHECKING:
     from ..ner import TrainConfig
@@ -87,12 +87,7 @@ def final_models(out: Path, strategy: str, rule: StopRule, seeds: Sequence[int] 
     """Each seed's final model at its stop round, trained where ``final_models.json`` lacks it."""
     settings = read_settings(out)
     done = read_final_models(out)
-    runs: dict[int, list[dict[str, Any]]] = {}
-    for r in collect_rows(out):
-        if r["strategy"] == strategy:
-            runs.setdefault(int(r["seed"]), []).append(r)
-    for seed in sorted(runs):
-        rows = sorted(runs[seed], key=lambda r: r["round"])
+    for seed, rows in runs_by_seed(out, strategy).items():
         i = stop_point(rows, rule)
         if (seeds and seed not in seeds) or i is None or done.get(str(seed), {}).get("round") == rows[i]["round"]:
             continue

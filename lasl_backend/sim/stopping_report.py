@@ -26,7 +26,7 @@ from .all_data import ALL_DATA_FILE, read_all_data
 from .effort import all_data_f1
 from .results import ReplayFileError, collect_rows
 
-__all__ = ["FINAL_FILE", "choose_rule", "read_final_models", "stop_point", "stopping_report"]
+__all__ = ["FINAL_FILE", "choose_rule", "read_final_models", "runs_by_seed", "stop_point", "stopping_report"]
 
 #: what ``final_model`` writes: each seed's final model at its stop round
 FINAL_FILE = "final_models.json"
@@ -72,6 +72,11 @@ def _first(rows: Sequence[dict[str, Any]], key: str, target: float) -> int | Non
     return next((i for i, r in enumerate(rows) if r.get(key) is not None and r[key] >= target), None)
 
 
+def _passes(share_of_full: float, records_vs_reach: float | None) -> bool:
+    """The target: at least 97% of the all-data F1, with at most 1.3× the records of the first 97% crossing."""
+    return share_of_full >= 0.97 and records_vs_reach is not None and records_vs_reach <= 1.3
+
+
 def _run_report(rows: Sequence[dict[str, Any]], rule: StopRule, full_f1: float, pool: int, key: str = "f1") -> dict[str, Any]:
     """One run: the stop point and the curve's first 97%/98% points, measured on ``key`` (f1 or dev_f1)."""
     i = stop_point(rows, rule)
@@ -84,12 +89,12 @@ def _run_report(rows: Sequence[dict[str, Any]], rule: StopRule, full_f1: float, 
         out[f"reach_{share:.2f}"] = None if j is None else {"records": rows[j]["labeled_records"], "chars": rows[j]["labeled_chars"]}
     reach = out["reach_0.97"]
     out["records_vs_reach_0.97"] = (out["stop"]["records"] / reach["records"]) if out["stop"] and reach else None
-    out["passes"] = bool(out["stop"] and out["stop"]["share_of_full"] >= 0.97 and out["records_vs_reach_0.97"] is not None
-                         and out["records_vs_reach_0.97"] <= 1.3)
+    out["passes"] = bool(out["stop"]) and _passes(out["stop"]["share_of_full"], out["records_vs_reach_0.97"])
     return out
 
 
-def _runs(out: Path, strategy: str) -> dict[int, list[dict[str, Any]]]:
+def runs_by_seed(out: Path, strategy: str) -> dict[int, list[dict[str, Any]]]:
+    """The strategy's saved rounds under ``out``, by seed, each run's in round order."""
     runs: dict[int, list[dict[str, Any]]] = {}
     for r in collect_rows(out):
         if r["strategy"] == strategy:
@@ -117,7 +122,7 @@ def choose_rule(runs: dict[int, list[dict[str, Any]]], full_f1: float, pool: int
 
 
 def stopping_report(out: Path, strategy: str, full_f1: float, pool: int, rule: StopRule, dev_full_f1: float | None = None) -> dict[str, Any]:
-    runs = _runs(out, strategy)
+    runs = runs_by_seed(out, strategy)
     report = {"strategy": strategy, "full_f1": full_f1, "rule": asdict(rule),
               "runs": {str(s): _run_report(rows, rule, full_f1, pool) for s, rows in runs.items()}}
     if dev_full_f1:
@@ -137,7 +142,7 @@ def _add_final(rep: dict[str, Any], final: dict[str, Any] | None, key: str, full
     share = final[key] / full
     ratio = rep["records_vs_reach_0.97"]
     rep["final"] = {"f1": final[key], "share_of_full": share, "records": final["records"],
-                    "passes": bool(share >= 0.97 and ratio is not None and ratio <= 1.3)}
+                    "passes": _passes(share, ratio)}
 
 
 def plot_stops(out: Path, strategy: str, report: dict[str, Any], path: Path) -> None:
@@ -147,7 +152,7 @@ def plot_stops(out: Path, strategy: str, report: dict[str, Any], path: Path) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = _runs(out, strategy)
+    runs = runs_by_seed(out, strategy)
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     full = report["full_f1"]
     starred = False
@@ -197,7 +202,7 @@ def _missing(out: Path, runs: dict[int, list[dict[str, Any]]], key: str) -> str 
 def _read_runs(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict[int, list[dict[str, Any]]]:
     """The strategy's runs, or a usage error that says what is wrong with the directory."""
     try:
-        runs = _runs(args.out, args.strategy)
+        runs = runs_by_seed(args.out, args.strategy)
     except ReplayFileError as exc:
         p.error(str(exc))
     if not runs:
